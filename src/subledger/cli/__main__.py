@@ -1,0 +1,5 @@
+import sys
+
+from subledger.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""Stored facts: what arrived, kept as it arrived. Never rename or move these classes.
+
+The stored topic of a fact is `subledger.facts:ClassName`; a better interpretation later is a
+projection rebuild, not a migration of these records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+import msgspec
+
+# Fixed namespace: changing it would break duplicate detection against existing stores.
+NOTIFICATION_NAMESPACE = uuid.UUID("6f1d2b9e-4c1a-4f0e-9a57-3c1b8f0d2e71")
+
+
+class Fact(msgspec.Struct, frozen=True, kw_only=True):
+    """One appended event; each fact is its own one-event sequence in the store."""
+
+    originator_id: uuid.UUID
+    originator_version: int = 1
+    app_id: str
+    received_at_ms: int
+
+    kind: ClassVar[str] = "fact"
+
+
+class AttributeValue(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A customer attribute as posted; `value` None or "" deletes the key."""
+
+    value: str | None = None
+    updated_at_ms: int | None = None
+
+
+class NotificationReceived(Fact, frozen=True, kw_only=True):
+    """A Stripe webhook that passed signature, shape and allow-list checks."""
+
+    event_id: str
+    type: str
+    created: int
+    livemode: bool
+    api_version: str | None
+    body: bytes
+    secret_fingerprint: str
+
+    kind: ClassVar[str] = "stripe"
+
+
+class TokenPosted(Fact, frozen=True, kw_only=True):
+    """An app backend said `app_user_id` bought `fetch_token` (a sub_… or cs_… id)."""
+
+    app_user_id: str
+    fetch_token: str
+    attributes: dict[str, AttributeValue] = {}
+    presented_offering_identifier: str | None = None
+
+    kind: ClassVar[str] = "token"
+
+
+class AttributesPosted(Fact, frozen=True, kw_only=True):
+    """The accepted (valid) attributes of one attributes post."""
+
+    app_user_id: str
+    attributes: dict[str, AttributeValue]
+
+    kind: ClassVar[str] = "attributes"
+
+
+class StripeObjectRead(Fact, frozen=True, kw_only=True):
+    """One answer of Stripe's API, recorded before it is used so rebuilds never call Stripe."""
+
+    request: str
+    status: int
+    body: bytes
+    reason: str
+    error: str = ""
+
+    kind: ClassVar[str] = "stripe-read"
+
+
+def notification_id(app_id: str, event_id: str) -> uuid.UUID:
+    """Deterministic sequence id per (app, Stripe event): the store's uniqueness dedups."""
+    return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{app_id}\x00{event_id}")
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,27 @@
+"""The HTTP application factory: one composition root for the web process."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi.config import OpenAPIConfig
+
+from subledger.http.errors import EXCEPTION_HANDLERS
+from subledger.http.health import health, ready
+from subledger.service import Service
+from subledger.settings import Settings
+
+
+def create_app(settings: Settings, *, service: Service | None = None) -> Litestar:
+    """Build the service (store, registry, background threads) and its routes."""
+    running = service or Service(settings)
+    return Litestar(
+        route_handlers=[health, ready],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="subledger", version="0.1.0", path="/schema"),
+        on_startup=[running.start],
+        on_shutdown=[running.stop],
+        state=State({"service": running}),
+        debug=False,
+    )

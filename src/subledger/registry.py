@@ -1,0 +1,108 @@
+"""The running service's view of apps: follows settings events so changes apply within ~1 s."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+import msgspec
+
+from subledger import apps
+from subledger.apps import App
+from subledger.ledger import APP_TOPICS, Ledger
+from subledger.sealing import Sealer, SealingError
+
+log = logging.getLogger("subledger.registry")
+
+
+class LoadedApp(msgspec.Struct, frozen=True):
+    app: App
+    webhook_secrets: tuple[tuple[str, str], ...]  # (fingerprint, secret)
+    stripe_api_key: str | None
+
+    @property
+    def app_id(self) -> str:
+        return self.app.app_id
+
+
+class AppRegistry:
+    """In-memory apps, refreshed from the log (only settings topics are read)."""
+
+    def __init__(self, ledger: Ledger, sealer: Sealer) -> None:
+        self._ledger = ledger
+        self._sealer = sealer
+        self._states: dict[uuid.UUID, App] = {}
+        self._by_id: dict[str, LoadedApp] = {}
+        self._by_key: dict[str, tuple[LoadedApp, bool]] = {}
+        self._position = 0
+        self._lock = threading.Lock()
+        self._last_refresh = 0.0
+
+    def refresh(self) -> None:
+        with self._lock:
+            stop = self._ledger.last_position()
+            if stop <= self._position:
+                self._last_refresh = time.monotonic()
+                return
+            changed = False
+            for _, event in self._ledger.records(self._position + 1, stop=stop, topics=APP_TOPICS):
+                self._states[event.originator_id] = apps.evolve(
+                    self._states.get(event.originator_id), event
+                )
+                changed = True
+            self._position = stop
+            self._last_refresh = time.monotonic()
+            if changed:
+                self._rebuild_indexes()
+
+    def _rebuild_indexes(self) -> None:
+        by_id: dict[str, LoadedApp] = {}
+        by_key: dict[str, tuple[LoadedApp, bool]] = {}
+        for app in self._states.values():
+            loaded = self._load(app)
+            if loaded is None:
+                continue
+            by_id[app.app_id] = loaded
+            by_key[app.public_key_hash] = (loaded, False)
+            by_key[app.secret_key_hash] = (loaded, True)
+        self._by_id, self._by_key = by_id, by_key
+
+    def _load(self, app: App) -> LoadedApp | None:
+        try:
+            secrets = tuple((s.fingerprint, self._sealer.open(s)) for s in app.webhook_secrets)
+            key = self._sealer.open(app.stripe_api_key) if app.stripe_api_key else None
+        except SealingError as error:
+            log.error("app %s cannot be loaded: %s", app.app_id, error)
+            return None
+        return LoadedApp(app=app, webhook_secrets=secrets, stripe_api_key=key)
+
+    def refresh_if_stale(self, max_age_s: float) -> None:
+        if time.monotonic() - self._last_refresh >= max_age_s:
+            self.refresh()
+
+    def get(self, app_id: str) -> LoadedApp | None:
+        found = self._by_id.get(app_id)
+        if found is None and apps.aggregate_id_of(app_id) is not None:
+            # A brand-new app may be younger than the last refresh.
+            self.refresh_if_stale(0.2)
+            found = self._by_id.get(app_id)
+        return found
+
+    def authenticate(self, api_key: str) -> tuple[LoadedApp, bool] | None:
+        """(app, is_secret_key) for a key, or None."""
+        digest = apps.key_hash(api_key)
+        found = self._by_key.get(digest)
+        if found is None and api_key.startswith(("slpk_", "slsk_")):
+            self.refresh_if_stale(0.2)
+            found = self._by_key.get(digest)
+        return found
+
+    def run(self, stop: threading.Event, interval_s: float = 0.5) -> None:
+        """Background refresh loop; errors are logged and retried (the store may be down)."""
+        while not stop.wait(interval_s):
+            try:
+                self.refresh()
+            except Exception as error:  # noqa: BLE001 - keep following; next tick retries
+                log.warning("app registry refresh failed: %s", error)

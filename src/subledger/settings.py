@@ -1,0 +1,185 @@
+"""Configuration: the only module that reads the process environment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/subledger.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value subledger cannot use; the message says which and why."""
+
+
+class Database(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the event store and the read models live (one database, two kinds)."""
+
+    kind: Literal["sqlite", "postgresql"]
+    url: str
+    path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = "public"
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL without its password, for logs and error messages."""
+        if self.kind == "sqlite" or not self.password:
+            return self.url
+        return self.url.replace(f":{self.password}@", ":***@", 1)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database: Database
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    projection_wait_s: float = 5.0
+    store_timeout_s: float = 5.0
+    secrets_key: str = ""
+    stripe_api_base: str = ""
+    stripe_timeout_s: float = 3.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read `SUBLEDGER_*` variables; raise SettingsError with a one-line reason."""
+        url = environ.get("SUBLEDGER_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+        schema = environ.get("SUBLEDGER_DATABASE_SCHEMA", "").strip()
+        level = environ.get("SUBLEDGER_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if level not in LOG_LEVELS:
+            raise SettingsError(f"SUBLEDGER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        return cls(
+            database=parse_database_url(url, schema),
+            host=environ.get("SUBLEDGER_HOST", "").strip() or "127.0.0.1",
+            port=_int(environ, "SUBLEDGER_PORT", 8000, low=0, high=65535),
+            log_level=level,
+            max_body_bytes=_int(environ, "SUBLEDGER_MAX_BODY_BYTES", 1024 * 1024, low=1024),
+            projection_wait_s=_float(environ, "SUBLEDGER_PROJECTION_WAIT_S", 5.0),
+            store_timeout_s=_float(environ, "SUBLEDGER_STORE_TIMEOUT_S", 5.0),
+            secrets_key=environ.get("SUBLEDGER_SECRETS_KEY", "").strip(),
+            stripe_api_base=environ.get("SUBLEDGER_STRIPE_API_BASE", "").strip(),
+            stripe_timeout_s=_float(environ, "SUBLEDGER_STRIPE_TIMEOUT_S", 3.0),
+        )
+
+    def with_database(self, url: str, schema: str = "") -> Settings:
+        return msgspec.structs.replace(self, database=parse_database_url(url, schema))
+
+
+def parse_database_url(url: str, schema: str = "") -> Database:
+    """`sqlite:///relative/or//absolute/path` or `postgresql://user:pass@host:port/db?schema=s`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+            raise SettingsError(
+                f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////abs/path.db"
+            )
+        if schema:
+            raise SettingsError("a schema only applies to PostgreSQL URLs")
+        return Database(kind="sqlite", url=url, path=unquote(parts.path[1:]))
+    if parts.scheme in ("postgresql", "postgres"):
+        return _postgres(url, parts.query, schema)
+    raise SettingsError(
+        f"unsupported database URL {_redact(url)!r}: expected sqlite:///… or postgresql://…"
+    )
+
+
+def _postgres(url: str, query: str, schema: str) -> Database:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise SettingsError(f"bad port in database URL {_redact(url)!r}") from None
+    dbname = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not dbname:
+        raise SettingsError(f"database URL {_redact(url)!r} needs a host and a database name")
+    options = parse_qs(query)
+    unknown = set(options) - {"schema"}
+    if unknown:
+        raise SettingsError(f"unknown database URL option(s): {', '.join(sorted(unknown))}")
+    chosen = schema or options.get("schema", ["public"])[0]
+    if not _SCHEMA_NAME.match(chosen):
+        raise SettingsError(f"bad schema name {chosen!r}: use lowercase letters, digits and _")
+    return Database(
+        kind="postgresql",
+        url=url,
+        host=parts.hostname,
+        port=port,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        dbname=dbname,
+        schema=chosen,
+    )
+
+
+def eventsourcing_env(database: Database, *, lock_timeout_s: int = 3) -> dict[str, str]:
+    """Turn a database into eventsourcing's PERSISTENCE_MODULE / SQLITE_* / POSTGRES_* settings."""
+    if database.kind == "sqlite":
+        Path(database.path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": database.path,
+            "SQLITE_LOCK_TIMEOUT": str(lock_timeout_s),
+        }
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": database.dbname,
+        "POSTGRES_HOST": database.host,
+        "POSTGRES_PORT": str(database.port),
+        "POSTGRES_USER": database.user,
+        "POSTGRES_PASSWORD": database.password,
+        "POSTGRES_SCHEMA": database.schema,
+        # Off on purpose: the DB function skips the insert lock and can write into
+        # another application's table of the same name.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "POSTGRES_LOCK_TIMEOUT": str(lock_timeout_s),
+        "POSTGRES_CONNECT_TIMEOUT": "2",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "8",
+        "POSTGRES_PRE_PING": "y",
+    }
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _int(environ: Mapping[str, str], key: str, default: int, *, low: int, high: int = 2**31) -> int:
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{key} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{key} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{key} must be positive, got {raw!r}")
+    return value

@@ -1,0 +1,109 @@
+"""eventsourcing plumbing: msgspec records, a fail-fast PostgreSQL recorder, schema setup."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic, resolve_topic
+from psycopg import sql
+
+from subledger.settings import Database, eventsourcing_env
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+class StoreUnavailableError(RuntimeError):
+    """The event store did not answer in time (down, unreachable or locked)."""
+
+
+@functools.cache
+def _decoder(topic: str) -> msgspec.msgpack.Decoder[Any]:
+    return msgspec.msgpack.Decoder(resolve_topic(topic))
+
+
+def decode_record(topic: str, state: bytes) -> Any:
+    """A stored record back into its fact or settings-event class (one decoder per class)."""
+    return _decoder(topic).decode(state)
+
+
+class RecordMapper(Mapper[Any]):
+    """Stores msgspec structs as MessagePack: raw Stripe bodies stay bytes, not base64."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = _encoder.encode(domain_event)
+        if self.compressor:
+            state = self.compressor.compress(state)
+        if self.cipher:
+            state = self.cipher.encrypt(state)
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=get_topic(type(domain_event)),
+            state=state,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        state = stored_event.state
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        return decode_record(stored_event.topic, state)
+
+
+class UnusedTranscoder(Transcoder):
+    """RecordMapper encodes structs itself; eventsourcing still wants a transcoder object."""
+
+    def encode(self, obj: Any) -> bytes:
+        raise NotImplementedError("RecordMapper does not use a transcoder")
+
+    def decode(self, data: bytes) -> Any:
+        raise NotImplementedError("RecordMapper does not use a transcoder")
+
+
+class FailFastPostgresRecorder(PostgresApplicationRecorder):
+    """One attempt per insert: the HTTP layer answers 503 and Stripe retries, so the
+    library's ten retries (seconds of blocking per request) would only delay that answer."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        insert = PostgresApplicationRecorder.insert_events.__wrapped__
+        result: Sequence[int] | None = insert(self, stored_events, **kwargs)
+        return result
+
+
+def ledger_env(database: Database) -> dict[str, str]:
+    env = eventsourcing_env(database)
+    env["MAPPER_TOPIC"] = get_topic(RecordMapper)
+    env["TRANSCODER_TOPIC"] = get_topic(UnusedTranscoder)
+    if database.kind == "postgresql":
+        env["APPLICATION_RECORDER_TOPIC"] = get_topic(FailFastPostgresRecorder)
+    return env
+
+
+def pg_conninfo(database: Database, *, connect_timeout: int = 2) -> dict[str, Any]:
+    return {
+        "host": database.host,
+        "port": database.port,
+        "user": database.user,
+        "password": database.password,
+        "dbname": database.dbname,
+        "connect_timeout": connect_timeout,
+    }
+
+
+def ensure_schema(database: Database) -> None:
+    """Create the PostgreSQL schema the store lives in (eventsourcing creates only tables)."""
+    if database.kind != "postgresql" or database.schema == "public":
+        return
+    with psycopg.connect(**pg_conninfo(database), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(database.schema))
+        )

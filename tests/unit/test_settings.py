@@ -1,0 +1,111 @@
+import pytest
+
+from subledger.settings import (
+    DEFAULT_DATABASE_URL,
+    Settings,
+    SettingsError,
+    eventsourcing_env,
+    parse_database_url,
+)
+
+
+def test_defaults_to_an_sqlite_file_under_var() -> None:
+    settings = Settings.from_env({})
+    assert settings.database.url == DEFAULT_DATABASE_URL
+    assert settings.database.kind == "sqlite"
+    assert settings.database.path == "./var/subledger.db"
+    assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 8000, "INFO")
+    assert settings.max_body_bytes == 1024 * 1024
+
+
+def test_reads_host_port_level_and_body_limit() -> None:
+    settings = Settings.from_env(
+        {
+            "SUBLEDGER_HOST": "0.0.0.0",
+            "SUBLEDGER_PORT": "9001",
+            "SUBLEDGER_LOG_LEVEL": "debug",
+            "SUBLEDGER_MAX_BODY_BYTES": "2048",
+        }
+    )
+    assert (settings.host, settings.port, settings.log_level) == ("0.0.0.0", 9001, "DEBUG")
+    assert settings.max_body_bytes == 2048
+
+
+def test_absolute_sqlite_path_keeps_its_leading_slash() -> None:
+    assert parse_database_url("sqlite:////srv/ledger.db").path == "/srv/ledger.db"
+
+
+def test_postgres_url_with_schema_option() -> None:
+    db = parse_database_url("postgresql://ann:s3cret@db.internal:6543/ledger?schema=tenant_a")
+    assert (db.kind, db.host, db.port, db.user, db.password) == (
+        "postgresql",
+        "db.internal",
+        6543,
+        "ann",
+        "s3cret",
+    )
+    assert (db.dbname, db.schema) == ("ledger", "tenant_a")
+    assert "s3cret" not in db.redacted_url
+
+
+def test_schema_variable_overrides_the_url_option() -> None:
+    settings = Settings.from_env(
+        {
+            "SUBLEDGER_DATABASE_URL": "postgresql://u@h/db?schema=a",
+            "SUBLEDGER_DATABASE_SCHEMA": "b",
+        }
+    )
+    assert settings.database.schema == "b"
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("mysql://u@h/db", "unsupported database URL"),
+        ("sqlite://relative.db", "bad SQLite URL"),
+        ("postgresql://u@h", "needs a host and a database name"),
+        ("postgresql://u@h:notaport/db", "bad port"),
+        ("postgresql://u@h/db?schema=Bad-Name", "bad schema name"),
+        ("postgresql://u@h/db?sslmode=require", "unknown database URL option"),
+    ],
+)
+def test_bad_database_urls_are_one_line_errors(url: str, fragment: str) -> None:
+    with pytest.raises(SettingsError, match=fragment):
+        Settings.from_env({"SUBLEDGER_DATABASE_URL": url})
+
+
+def test_password_never_appears_in_url_errors() -> None:
+    with pytest.raises(SettingsError) as error:
+        parse_database_url("postgresql://u:hunter2@h/db?schema=Bad-Name")
+    assert "hunter2" not in str(error.value)
+    with pytest.raises(SettingsError) as error2:
+        parse_database_url("postgresql://u:hunter2@h")
+    assert "hunter2" not in str(error2.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("SUBLEDGER_PORT", "eighty"), ("SUBLEDGER_PORT", "70000"), ("SUBLEDGER_LOG_LEVEL", "loud")],
+)
+def test_bad_scalars_are_refused(key: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=key):
+        Settings.from_env({key: value})
+
+
+def test_postgres_env_keeps_db_functions_off_and_sets_a_lock_timeout() -> None:
+    env = eventsourcing_env(parse_database_url("postgresql://u:p@h:5433/db?schema=s1"))
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert env["POSTGRES_ENABLE_DB_FUNCTIONS"] == "n"
+    assert int(env["POSTGRES_LOCK_TIMEOUT"]) > 0
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_SCHEMA"]) == (
+        "h",
+        "5433",
+        "s1",
+    )
+
+
+def test_sqlite_env_names_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = eventsourcing_env(parse_database_url(f"sqlite:///{tmp_path}/sub/dir/x.db"))
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert env["SQLITE_DBNAME"] == f"{tmp_path}/sub/dir/x.db"
+    assert (tmp_path / "sub" / "dir").is_dir()
