@@ -82,20 +82,28 @@ class AppRegistry:
         if time.monotonic() - self._last_refresh >= max_age_s:
             self.refresh()
 
+    def cached(self, app_id: str) -> LoadedApp | None:
+        """The app as of the last refresh (no I/O: safe on the event loop)."""
+        return self._by_id.get(app_id)
+
     def get(self, app_id: str) -> LoadedApp | None:
+        """The app, refreshing once when the id is unknown (blocking I/O: call off-loop)."""
         found = self._by_id.get(app_id)
         if found is None and apps.aggregate_id_of(app_id) is not None:
-            # A brand-new app may be younger than the last refresh.
-            self.refresh_if_stale(0.2)
+            # A brand-new app may be younger than the last refresh (one cheap max() query).
+            self.refresh()
             found = self._by_id.get(app_id)
         return found
 
+    def cached_key(self, api_key: str) -> tuple[LoadedApp, bool] | None:
+        return self._by_key.get(apps.key_hash(api_key))
+
     def authenticate(self, api_key: str) -> tuple[LoadedApp, bool] | None:
-        """(app, is_secret_key) for a key, or None."""
+        """(app, is_secret_key) for a key, or None (blocking I/O: call off-loop)."""
         digest = apps.key_hash(api_key)
         found = self._by_key.get(digest)
         if found is None and api_key.startswith(("slpk_", "slsk_")):
-            self.refresh_if_stale(0.2)
+            self.refresh()
             found = self._by_key.get(digest)
         return found
 

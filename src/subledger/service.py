@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from subledger.ingest import GroupCommitter
 from subledger.ledger import Ledger
 from subledger.registry import AppRegistry
 from subledger.sealing import Sealer
@@ -22,6 +23,7 @@ class Service:
         self.sealer = Sealer(settings.secrets_key)
         self.ledger = Ledger(settings.database, sealer=self.sealer)
         self.registry = AppRegistry(self.ledger, self.sealer)
+        self.committer = GroupCommitter(self.ledger.record_new)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -36,6 +38,10 @@ class Service:
         except Exception as error:  # noqa: BLE001 - the server starts; /ready reports it
             log.warning("could not load apps at startup: %s", error)
         self.spawn("app-registry", self.registry.run)
+
+    async def close_async(self) -> None:
+        """Stop accepting on the event loop (the committer's writer task lives there)."""
+        await self.committer.close()
 
     def stop(self) -> None:
         self._stop.set()

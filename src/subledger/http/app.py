@@ -8,6 +8,7 @@ from litestar.openapi.config import OpenAPIConfig
 
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.health import health, ready
+from subledger.http.webhooks import receive_stripe_webhook
 from subledger.service import Service
 from subledger.settings import Settings
 
@@ -16,12 +17,12 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
     """Build the service (store, registry, background threads) and its routes."""
     running = service or Service(settings)
     return Litestar(
-        route_handlers=[health, ready],
+        route_handlers=[health, ready, receive_stripe_webhook],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="subledger", version="0.1.0", path="/schema"),
         on_startup=[running.start],
-        on_shutdown=[running.stop],
+        on_shutdown=[running.close_async, running.stop],
         state=State({"service": running}),
         debug=False,
     )

@@ -1,0 +1,74 @@
+"""Group commit: concurrent webhook requests share one store transaction.
+
+One eventsourcing save costs an exclusive table lock, a NOTIFY and an insert (~2.7 ms CPU on
+PostgreSQL here), so one save per request caps ingest far below a plain INSERT. The writer
+takes whatever arrived while the previous commit was running — no fixed delay, so a lone
+request waits for nothing — and every request is answered only after the shared commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+import anyio
+
+from subledger.facts import Fact
+
+log = logging.getLogger("subledger.ingest")
+
+Recorder = Callable[[Sequence[Fact]], list[int | None]]
+
+
+class GroupCommitter:
+    """Queue facts from the event loop; one writer commits them in groups."""
+
+    def __init__(self, record_new: Recorder, *, max_group: int = 256) -> None:
+        self._record_new = record_new
+        self._max_group = max_group
+        self._queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.groups = 0
+        self.facts = 0
+
+    async def submit(self, fact: Fact) -> int | None:
+        """Position of the durable fact, or None when it was already stored (duplicate)."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._run(self._queue), name="group-committer")
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((fact, future))
+        return await future
+
+    async def _run(self, queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]]) -> None:
+        while True:
+            group = [await queue.get()]
+            while len(group) < self._max_group and not queue.empty():
+                group.append(queue.get_nowait())
+            live = [(fact, future) for fact, future in group if not future.cancelled()]
+            if live:
+                await self._commit(live)
+
+    async def _commit(self, group: list[tuple[Fact, asyncio.Future[int | None]]]) -> None:
+        try:
+            positions = await anyio.to_thread.run_sync(
+                self._record_new, [fact for fact, _ in group]
+            )
+        except Exception as error:  # noqa: BLE001 - every waiter gets the store's failure
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self.groups += 1
+        self.facts += len(group)
+        for (_, future), position in zip(group, positions, strict=True):
+            if not future.done():
+                future.set_result(position)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+            self._queue = None

@@ -1,0 +1,62 @@
+"""Narrow msgspec views of Stripe payloads: only the fields subledger reads.
+
+Unknown fields are ignored and enums are plain strings, so new Stripe API versions decode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+SUPPORTED_EVENT_TYPES: tuple[str, ...] = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "charge.refunded",
+    "invoice.updated",
+    "checkout.session.completed",
+)
+
+
+class PayloadError(ValueError):
+    """The body is not a Stripe event."""
+
+
+class EventObject(msgspec.Struct, frozen=True):
+    object: str = ""
+    id: str | None = None
+
+
+class EventData(msgspec.Struct, frozen=True):
+    object: EventObject
+
+
+class EventEnvelope(msgspec.Struct, frozen=True):
+    """What ingest checks and stores next to the raw bytes."""
+
+    id: str
+    object: str
+    type: str
+    created: int
+    data: EventData
+    livemode: bool = False
+    api_version: str | None = None
+
+
+_envelope = msgspec.json.Decoder(EventEnvelope)
+
+
+def decode_envelope(body: bytes) -> EventEnvelope:
+    try:
+        event = _envelope.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise PayloadError(f"body is not a JSON Stripe event: {error}") from None
+    if event.object != "event" or not event.id.startswith("evt_") or not event.type:
+        raise PayloadError('body is not a Stripe event (needs object "event" and an evt_ id)')
+    return event
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    decoded: dict[str, Any] = msgspec.json.decode(body, type=dict[str, Any])
+    return decoded
