@@ -23,7 +23,7 @@ class Service:
         self.sealer = Sealer(settings.secrets_key)
         self.ledger = Ledger(settings.database, sealer=self.sealer)
         self.registry = AppRegistry(self.ledger, self.sealer)
-        self.committer = GroupCommitter(self.ledger.record_new)
+        self.committer = GroupCommitter(self.ledger.record_new, max_group=settings.ingest_max_group)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 

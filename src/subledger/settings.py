@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secrets_key: str = ""
     stripe_api_base: str = ""
     stripe_timeout_s: float = 3.0
+    ingest_max_group: int = 256
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -71,6 +72,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             secrets_key=environ.get("SUBLEDGER_SECRETS_KEY", "").strip(),
             stripe_api_base=environ.get("SUBLEDGER_STRIPE_API_BASE", "").strip(),
             stripe_timeout_s=_float(environ, "SUBLEDGER_STRIPE_TIMEOUT_S", 3.0),
+            ingest_max_group=_int(environ, "SUBLEDGER_INGEST_MAX_GROUP", 256, low=1, high=10_000),
         )
 
     def with_database(self, url: str, schema: str = "") -> Settings:
