@@ -74,6 +74,8 @@ class StripeObjectRead(Fact, frozen=True, kw_only=True):
     status: int
     body: bytes
     reason: str
+    subject: str
+    customer: str | None = None
     error: str = ""
 
     kind: ClassVar[str] = "stripe-read"

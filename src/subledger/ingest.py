@@ -24,8 +24,15 @@ Recorder = Callable[[Sequence[Fact]], list[int | None]]
 class GroupCommitter:
     """Queue facts from the event loop; one writer commits them in groups."""
 
-    def __init__(self, record_new: Recorder, *, max_group: int = 256) -> None:
+    def __init__(
+        self,
+        record_new: Recorder,
+        *,
+        max_group: int = 256,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
         self._record_new = record_new
+        self._on_commit = on_commit
         self._max_group = max_group
         self._queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -62,6 +69,7 @@ class GroupCommitter:
             return
         self.groups += 1
         self.facts += len(group)
+        self._on_commit()
         for (_, future), position in zip(group, positions, strict=True):
             if not future.done():
                 future.set_result(position)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
+from projections.reader import Reader
+from projections.runner import Projector
+from subledger.facts import Fact
 from subledger.ingest import GroupCommitter
 from subledger.ledger import Ledger
-from subledger.registry import AppRegistry
+from subledger.registry import AppRegistry, LoadedApp
 from subledger.sealing import Sealer
 from subledger.settings import Settings
 
@@ -16,14 +20,18 @@ log = logging.getLogger("subledger.service")
 
 
 class Service:
-    """Ledger + app registry (+ projector and ingest batcher, added by later layers)."""
+    """Ledger, app registry, ingest group committer, read models and (optionally) projector."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sealer = Sealer(settings.secrets_key)
         self.ledger = Ledger(settings.database, sealer=self.sealer)
         self.registry = AppRegistry(self.ledger, self.sealer)
-        self.committer = GroupCommitter(self.ledger.record_new, max_group=settings.ingest_max_group)
+        self.projector = Projector(self.ledger) if settings.projector == "inprocess" else None
+        self.reader = Reader(settings.database)
+        self.committer = GroupCommitter(
+            self.ledger.record_new, max_group=settings.ingest_max_group, on_commit=self.appended
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -38,6 +46,30 @@ class Service:
         except Exception as error:  # noqa: BLE001 - the server starts; /ready reports it
             log.warning("could not load apps at startup: %s", error)
         self.spawn("app-registry", self.registry.run)
+        if self.projector is not None:
+            self.spawn("projector", self.projector.run)
+
+    def appended(self) -> None:
+        """Something was appended here: wake the in-process projector now, not at its poll."""
+        if self.projector is not None:
+            self.projector.wake.set()
+
+    def wait_projected(self, position: int, timeout_s: float) -> bool:
+        """Read-your-writes: has the projection applied `position`?"""
+        if self.projector is not None:
+            return self.projector.wait_for(position, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        pause = 0.002
+        while self.reader.position() < position:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return True
+
+    async def stripe_reads_before_token(self, loaded: LoadedApp, token: str) -> list[Fact]:
+        """Stripe API reads to record with a token (SPEC 6); none without an API key."""
+        return []
 
     async def close_async(self) -> None:
         """Stop accepting on the event loop (the committer's writer task lives there)."""
@@ -47,4 +79,7 @@ class Service:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.projector is not None:
+            self.projector.close()
+        self.reader.close()
         self.ledger.close()

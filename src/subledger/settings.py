@@ -52,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_base: str = ""
     stripe_timeout_s: float = 3.0
     ingest_max_group: int = 256
+    projector: Literal["inprocess", "external"] = "inprocess"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -73,6 +74,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stripe_api_base=environ.get("SUBLEDGER_STRIPE_API_BASE", "").strip(),
             stripe_timeout_s=_float(environ, "SUBLEDGER_STRIPE_TIMEOUT_S", 3.0),
             ingest_max_group=_int(environ, "SUBLEDGER_INGEST_MAX_GROUP", 256, low=1, high=10_000),
+            projector=_projector(environ.get("SUBLEDGER_PROJECTOR", "").strip() or "inprocess"),
         )
 
     def with_database(self, url: str, schema: str = "") -> Settings:
@@ -152,6 +154,14 @@ def eventsourcing_env(database: Database, *, lock_timeout_s: int = 3) -> dict[st
         "POSTGRES_MAX_OVERFLOW": "8",
         "POSTGRES_PRE_PING": "y",
     }
+
+
+def _projector(value: str) -> Literal["inprocess", "external"]:
+    if value == "inprocess":
+        return "inprocess"
+    if value == "external":
+        return "external"
+    raise SettingsError("SUBLEDGER_PROJECTOR must be inprocess or external (`subledger project`)")
 
 
 def _redact(url: str) -> str:

@@ -6,8 +6,10 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 
+from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.health import health, ready
+from subledger.http.receipts import post_receipt
 from subledger.http.webhooks import receive_stripe_webhook
 from subledger.service import Service
 from subledger.settings import Settings
@@ -17,7 +19,14 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
     """Build the service (store, registry, background threads) and its routes."""
     running = service or Service(settings)
     return Litestar(
-        route_handlers=[health, ready, receive_stripe_webhook],
+        route_handlers=[
+            health,
+            ready,
+            receive_stripe_webhook,
+            post_receipt,
+            get_subscriber,
+            post_attributes,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="subledger", version="0.1.0", path="/schema"),

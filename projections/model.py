@@ -1,0 +1,173 @@
+"""Read-model states, stored as canonical JSON rows (field order fixed, dict keys sorted)."""
+
+from __future__ import annotations
+
+import msgspec
+
+# (Stripe `created` seconds, precedence within that second, event or read id): the merge key.
+OrderKey = tuple[int, int, str]
+
+
+class Row(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Base of every stored state: frozen so folds return new values, never mutate."""
+
+
+# --- purchases --------------------------------------------------------------------------
+
+
+class SubObs(Row, frozen=True, kw_only=True):
+    """One subscription snapshot, reduced to what the customer document needs."""
+
+    order: OrderKey
+    position: int
+    status: str
+    product: str | None = None
+    period_start: int | None = None
+    period_end: int | None = None
+    start_date: int | None = None
+    cancel_at_period_end: bool = False
+    cancel_at: int | None = None
+    canceled_at: int | None = None
+    ended_at: int | None = None
+    livemode: bool = False
+    customer: str | None = None
+    metadata: dict[str, str] = {}
+
+
+class SessionObs(Row, frozen=True, kw_only=True):
+    order: OrderKey
+    position: int
+    id: str
+    mode: str
+    payment_status: str
+    customer: str | None = None
+    subscription: str | None = None
+    livemode: bool = False
+    created: int | None = None
+    product: str | None = None
+    payment_intent: str | None = None
+    metadata: dict[str, str] = {}
+    client_reference_id: str | None = None
+
+
+class InvoiceObs(Row, frozen=True, kw_only=True):
+    order: OrderKey
+    position: int
+    id: str
+    status: str
+    amount_paid: int = 0
+    paid_at: int | None = None
+    period_start: int | None = None
+    period_end: int | None = None
+    customer: str | None = None
+    payment_intent: str | None = None
+    charge: str | None = None
+    first_failed_at: int | None = None  # earliest snapshot open with a failed attempt
+
+
+class ChargeObs(Row, frozen=True, kw_only=True):
+    order: OrderKey
+    position: int
+    id: str
+    amount: int
+    amount_refunded: int
+    customer: str | None = None
+    invoice: str | None = None
+    payment_intent: str | None = None
+    created: int | None = None
+    refunded_at: int | None = None
+
+
+class LinkedCharge(Row, frozen=True, kw_only=True):
+    """A charge attributed to one of the purchase's invoices, and how it was linked."""
+
+    charge: ChargeObs
+    invoice: str
+    how: str  # "charge.invoice" | "invoice_payment" | "match"
+
+
+class Purchase(Row, frozen=True, kw_only=True):
+    key: str
+    kind: str = "unknown"  # subscription | one_time | unknown (a cs_ token not yet seen)
+    known_at: int | None = None
+    known_by: str | None = None  # token | tracking
+    owner: str | None = None
+    subs: tuple[SubObs, ...] = ()
+    session: SessionObs | None = None
+    invoices: dict[str, InvoiceObs] = {}
+    charges: dict[str, LinkedCharge] = {}
+    waiting: tuple[int, ...] = ()
+    sessions: tuple[str, ...] = ()  # subscription-mode cs_ ids that alias this purchase
+    customer: str | None = None  # Stripe customer id
+
+
+class InvoiceRef(Row, frozen=True, kw_only=True):
+    purchase: str
+    amount_paid: int = 0
+    paid_at: int | None = None
+    payment_intent: str | None = None
+    charge: str | None = None
+
+
+class Payments(Row, frozen=True, kw_only=True):
+    """Per Stripe customer: invoices and charges, so refunds link to the period they paid."""
+
+    invoices: dict[str, InvoiceRef] = {}
+    charges: dict[str, ChargeObs] = {}
+    intent_invoice: dict[str, str] = {}  # payment_intent → invoice, from API reads
+
+
+# --- ownership --------------------------------------------------------------------------
+
+
+class Attribute(Row, frozen=True, kw_only=True):
+    value: str
+    updated_at_ms: int
+
+
+class Customer(Row, frozen=True, kw_only=True):
+    id: str  # the canonical (first) App User ID
+    ids: tuple[str, ...]  # in log order of first appearance
+    since: tuple[int, ...]  # log position where each id first appeared
+    purchases: tuple[str, ...] = ()
+    owned: tuple[str, ...] = ()  # every purchase it ever held (for explain)
+    first_seen_ms: int
+    last_seen_ms: int
+    attributes: dict[str, Attribute] = {}
+    deleted: dict[str, int] = {}  # key → updated_at_ms of the deletion (later writes win)
+
+
+class TokenOutcome(Row, frozen=True, kw_only=True):
+    position: int
+    app_user_id: str
+    fetch_token: str
+    purchase: str
+    outcome: str  # owned | unchanged | aliased | transferred | refused
+    message: str
+
+
+class AppState(Row, frozen=True, kw_only=True):
+    track_new_purchases: bool = False
+    detection: str = "anonymous"
+    metadata_key: str = "rc_app_user_id"
+    transfer_behavior: str = "transfer"
+    entitlements: dict[str, tuple[str, ...]] = {}
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+class Change(Row, frozen=True, kw_only=True):
+    field: str
+    before: str | None = None
+    after: str | None = None
+
+
+class HistoryEntry(Row, frozen=True, kw_only=True):
+    position: int
+    received_at_ms: int
+    kind: str
+    text: str
+    created: int | None = None
+    ids: dict[str, str] = {}
+    changes: tuple[Change, ...] = ()

@@ -1,0 +1,143 @@
+"""Who holds a purchase: detection (SPEC 7.3), transfer behaviour and aliases (SPEC 7.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from projections.model import AppState, Attribute, Customer
+from subledger.facts import AttributeValue
+from subledger.identity import anonymous_id, is_anonymous, is_valid_app_user_id
+
+OWNED, UNCHANGED, ALIASED, TRANSFERRED, REFUSED = (
+    "owned",
+    "unchanged",
+    "aliased",
+    "transferred",
+    "refused",
+)
+
+
+def detect_owner(
+    app: AppState,
+    app_id: str,
+    key: str,
+    *,
+    customer: str | None,
+    subscription_metadata: Mapping[str, str],
+    session_metadata: Mapping[str, str],
+) -> tuple[str, str]:
+    """(App User ID, how) for a purchase a notification created; guests get anonymous ids."""
+    if app.detection == "stripe_customer_id" and customer and is_valid_app_user_id(customer):
+        return customer, "the Stripe customer id"
+    if app.detection == "metadata":
+        for source, metadata in (
+            ("subscription", subscription_metadata),
+            ("checkout session", session_metadata),
+        ):
+            found = metadata.get(app.metadata_key)
+            if found and is_valid_app_user_id(found):
+                return found, f"{source} metadata[{app.metadata_key}]"
+    return anonymous_id(app_id, key), "an anonymous id"
+
+
+def decide(
+    app_user_id: str, owner: Customer | None, behavior: str, *, purchase_active: bool
+) -> str:
+    """What a token does to ownership, applied in log order."""
+    if owner is None:
+        return OWNED
+    if app_user_id in owner.ids:
+        return UNCHANGED
+    if all(is_anonymous(i) for i in owner.ids):
+        return ALIASED
+    if behavior == "transfer" or (behavior == "transfer_if_no_active" and not purchase_active):
+        return TRANSFERRED
+    return REFUSED
+
+
+def new_customer(app_user_id: str, position: int, received_at_ms: int) -> Customer:
+    return Customer(
+        id=app_user_id,
+        ids=(app_user_id,),
+        since=(position,),
+        first_seen_ms=received_at_ms,
+        last_seen_ms=received_at_ms,
+    )
+
+
+def merge(a: Customer, b: Customer) -> Customer:
+    """One customer from two: ids in log order (the first is canonical), purchases united,
+    for each attribute the later `updated_at_ms` wins (ties: the canonical side)."""
+    pairs = sorted({*zip(a.since, a.ids, strict=True), *zip(b.since, b.ids, strict=True)})
+    first, second = (a, b) if pairs[0][1] in a.ids else (b, a)
+    attributes = dict(second.attributes)
+    for k, attr in first.attributes.items():
+        other = attributes.get(k)
+        if other is None or attr.updated_at_ms >= other.updated_at_ms:
+            attributes[k] = attr
+    deleted = {**second.deleted, **first.deleted}
+    for k, at in second.deleted.items():
+        deleted[k] = max(at, deleted[k])
+    return Customer(
+        id=pairs[0][1],
+        ids=tuple(i for _, i in pairs),
+        since=tuple(p for p, _ in pairs),
+        purchases=tuple(sorted({*a.purchases, *b.purchases})),
+        owned=tuple(sorted({*a.owned, *b.owned})),
+        first_seen_ms=min(a.first_seen_ms, b.first_seen_ms),
+        last_seen_ms=max(a.last_seen_ms, b.last_seen_ms),
+        attributes={k: v for k, v in attributes.items() if deleted.get(k, -1) < v.updated_at_ms},
+        deleted=deleted,
+    )
+
+
+def with_purchase(c: Customer, key: str) -> Customer:
+    return msgspec.structs.replace(
+        c,
+        purchases=tuple(sorted({*c.purchases, key})),
+        owned=tuple(sorted({*c.owned, key})),
+    )
+
+
+def without_purchase(c: Customer, key: str) -> Customer:
+    return msgspec.structs.replace(c, purchases=tuple(p for p in c.purchases if p != key))
+
+
+def seen(c: Customer, received_at_ms: int) -> Customer:
+    return msgspec.structs.replace(
+        c,
+        first_seen_ms=min(c.first_seen_ms, received_at_ms),
+        last_seen_ms=max(c.last_seen_ms, received_at_ms),
+    )
+
+
+def apply_attributes(
+    c: Customer, posted: Mapping[str, AttributeValue], received_at_ms: int
+) -> tuple[Customer, list[str]]:
+    """Newer-wins per key; `null` or "" deletes; an older `updated_at_ms` is ignored."""
+    attributes = dict(c.attributes)
+    deleted = dict(c.deleted)
+    changed: list[str] = []
+    for key, posted_value in sorted(posted.items()):
+        at = (
+            posted_value.updated_at_ms if posted_value.updated_at_ms is not None else received_at_ms
+        )
+        current = attributes.get(key)
+        newest = max(current.updated_at_ms if current else -1, deleted.get(key, -1))
+        if at < newest:
+            continue
+        if posted_value.value in (None, ""):
+            if current is not None or key not in deleted:
+                changed.append(key)
+            attributes.pop(key, None)
+            deleted[key] = at
+        else:
+            value = posted_value.value
+            assert value is not None
+            if current is None or current.value != value or current.updated_at_ms != at:
+                changed.append(key)
+            attributes[key] = Attribute(value=value, updated_at_ms=at)
+            deleted.pop(key, None)
+    return msgspec.structs.replace(c, attributes=attributes, deleted=deleted), changed

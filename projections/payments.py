@@ -1,0 +1,140 @@
+"""Invoices and charges: which period a refund paid for, whatever arrived first (SPEC 6, 7.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from projections import purchases as rules
+from projections.explain import describe_view_change, view_changes
+from projections.linking import link_charges
+from projections.model import InvoiceRef, LinkedCharge, Payments
+from subledger.facts import StripeObjectRead
+from subledger.stripe import objects
+
+if TYPE_CHECKING:
+    from projections.fold import Context, Fold
+
+PAYMENTS = "payments"
+HOW = {
+    "charge.invoice": "the charge's invoice field",
+    "invoice_payment": "Stripe's invoice payment for its payment intent",
+    "match": "matching customer, amount and paid time",
+}
+
+
+class PaymentsStep:
+    def __init__(self, fold: Fold) -> None:
+        self.fold = fold
+
+    def _payments(self, app_id: str, customer_key: str) -> Payments:
+        found: Payments | None = self.fold.ws.get(PAYMENTS, app_id, customer_key)
+        return found or Payments()
+
+    def invoice(self, ctx: Context, invoice: objects.Invoice, order_id: str) -> None:
+        key = rules.invoice_subscription(invoice)
+        if key is None:
+            text = f"invoice {invoice.id} belongs to no subscription: ignored"
+            self.fold.record(ctx.app_id, [invoice.id], ctx.entry(text, {"invoice": invoice.id}))
+            return
+        created = ctx.created or ctx.received_at_ms // 1000
+        obs = rules.invoice_obs(
+            invoice, rules.invoice_order(invoice, created, order_id), ctx.position
+        )
+        p = self.fold.observe(ctx, key, lambda p: rules.add_invoice(p, obs), creates=False)
+        winner = p.invoices.get(invoice.id, obs)
+        customer_key = winner.customer or "-"
+        payments = self._payments(ctx.app_id, customer_key)
+        ref = InvoiceRef(
+            purchase=key,
+            amount_paid=winner.amount_paid,
+            paid_at=winner.paid_at,
+            payment_intent=winner.payment_intent,
+            charge=winner.charge,
+        )
+        if payments.invoices.get(invoice.id) != ref:
+            payments = msgspec.structs.replace(
+                payments, invoices={**payments.invoices, invoice.id: ref}
+            )
+            self.fold.ws.put(PAYMENTS, ctx.app_id, customer_key, payments)
+            self.relink(ctx, customer_key, payments)
+
+    def charge(self, ctx: Context, charge: objects.Charge, order_id: str) -> None:
+        created = ctx.created or ctx.received_at_ms // 1000
+        obs = rules.charge_obs(charge, rules.charge_order(charge, created, order_id), ctx.position)
+        customer_key = obs.customer or "-"
+        payments = self._payments(ctx.app_id, customer_key)
+        ids = {"charge": charge.id, "stripe_customer": customer_key}
+        current = payments.charges.get(charge.id)
+        if current is not None and current.order >= obs.order:
+            text = f"charge {charge.id}: older or repeated snapshot, state unchanged"
+            self.fold.record(ctx.app_id, [charge.id], ctx.entry(text, ids))
+            return
+        payments = msgspec.structs.replace(payments, charges={**payments.charges, charge.id: obs})
+        self.fold.ws.put(PAYMENTS, ctx.app_id, customer_key, payments)
+        links = self.relink(ctx, customer_key, payments)
+        if charge.id not in links:
+            text = (
+                f"charge {charge.id} refunded {obs.amount_refunded} of {obs.amount}: "
+                "not linked to an invoice yet (unlinked refund)"
+            )
+            self.fold.record(ctx.app_id, [customer_key, charge.id], ctx.entry(text, ids))
+
+    def intent_links(self, ctx: Context, fact: StripeObjectRead) -> None:
+        """An API read of invoice payments: payment intent → invoice, the explicit link."""
+        listing: objects.InvoicePaymentList = objects.decode_api_object("list", fact.body)
+        customer_key = fact.customer or "-"
+        payments = self._payments(ctx.app_id, customer_key)
+        found = {
+            objects.ref_id(item.payment.payment_intent): objects.ref_id(item.invoice)
+            for item in listing.data
+            if item.payment and item.status in ("paid", None)
+        }
+        links = {pi: inv for pi, inv in found.items() if pi and inv}
+        text = "invoice payments read: " + (
+            ", ".join(f"{pi} paid {inv}" for pi, inv in sorted(links.items())) or "none"
+        )
+        self.fold.record(ctx.app_id, [fact.subject], ctx.entry(text, {"request": fact.request}))
+        if links and any(payments.intent_invoice.get(pi) != inv for pi, inv in links.items()):
+            merged = {**payments.intent_invoice, **links}
+            payments = msgspec.structs.replace(payments, intent_invoice=merged)
+            self.fold.ws.put(PAYMENTS, ctx.app_id, customer_key, payments)
+            self.relink(ctx, customer_key, payments)
+
+    def relink(
+        self, ctx: Context, customer_key: str, payments: Payments
+    ) -> dict[str, tuple[str, str]]:
+        """Recompute the customer's charge → invoice links and update every purchase involved."""
+        links = link_charges(payments)
+        per_purchase: dict[str, dict[str, LinkedCharge]] = {}
+        for charge_id, (invoice_id, how) in links.items():
+            key = payments.invoices[invoice_id].purchase
+            per_purchase.setdefault(key, {})[charge_id] = LinkedCharge(
+                charge=payments.charges[charge_id], invoice=invoice_id, how=how
+            )
+        for key in sorted({ref.purchase for ref in payments.invoices.values()}):
+            p = self.fold.purchase(ctx.app_id, key)
+            charges = per_purchase.get(key, {})
+            if p is None or p.charges == charges:
+                continue
+            before = self.fold.view(p)
+            p = msgspec.structs.replace(p, charges=charges)
+            self.fold.save_purchase(ctx.app_id, p)
+            after = self.fold.view(p)
+            parts = [
+                f"charge {cid} refunded {linked.charge.amount_refunded} of {linked.charge.amount}: "
+                f"linked to invoice {linked.invoice} by {HOW[linked.how]}"
+                for cid, linked in sorted(charges.items())
+                if p.charges.get(cid) is not None and linked.charge.amount_refunded
+            ]
+            if after is not None:
+                parts.append(
+                    describe_view_change(key, before, after, self.fold.app(ctx.app_id).entitlements)
+                )
+            ids = {"purchase": key, "stripe_customer": customer_key}
+            entry = ctx.entry(
+                "; ".join(parts) or f"{key}: payments relinked", ids, view_changes(before, after)
+            )
+            self.fold.record(ctx.app_id, [key], entry)
+        return links

@@ -1,0 +1,102 @@
+"""Queries the API and the CLI run against the live read models (never writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from projections.db import ViewDb
+from projections.model import Customer, HistoryEntry, Purchase, TokenOutcome
+from projections.runner import UPSTREAM, tracking_recorder, tracking_table
+from projections.tables import HISTORY, LIVE, ddl
+from subledger.settings import Database
+
+_customer = msgspec.json.Decoder(Customer)
+_purchase = msgspec.json.Decoder(Purchase)
+_token = msgspec.json.Decoder(TokenOutcome)
+_entry = msgspec.json.Decoder(HistoryEntry)
+_text = msgspec.json.Decoder(str)
+
+
+class Reader:
+    def __init__(self, database: Database, *, prefix: str = LIVE) -> None:
+        self.db = ViewDb(database)
+        self.prefix = prefix
+        self.db.execute_script(ddl(prefix, self.db.dialect))
+        self.tracking_table = tracking_table(tracking_recorder(database), database)
+
+    def _state(self, table: str, app_id: str, row_id: str) -> str | None:
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.q(f"SELECT state FROM {self.prefix}{table} WHERE app_id = ? AND id = ?"),
+                (app_id, row_id),
+            )
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def position(self) -> int:
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.q(
+                    f"SELECT notification_id FROM {self.tracking_table} WHERE application_name = ?"
+                ),
+                (UPSTREAM,),
+            )
+            row = cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def customer_id(self, app_id: str, app_user_id: str) -> str | None:
+        raw = self._state("users", app_id, app_user_id)
+        return None if raw is None else _text.decode(raw)
+
+    def customer(self, app_id: str, app_user_id: str) -> Customer | None:
+        customer_id = self.customer_id(app_id, app_user_id)
+        raw = None if customer_id is None else self._state("customers", app_id, customer_id)
+        return None if raw is None else _customer.decode(raw)
+
+    def document(self, app_id: str, app_user_id: str) -> str | None:
+        """The stored subscriber JSON of the customer holding `app_user_id`."""
+        customer_id = self.customer_id(app_id, app_user_id)
+        return None if customer_id is None else self._state("documents", app_id, customer_id)
+
+    def purchase(self, app_id: str, key: str) -> Purchase | None:
+        raw = self._state("purchases", app_id, key)
+        return None if raw is None else _purchase.decode(raw)
+
+    def linked_purchase(self, app_id: str, token: str) -> str:
+        raw = self._state("purchase_links", app_id, token) if token.startswith("cs_") else None
+        return token if raw is None else _text.decode(raw)
+
+    def token_outcome(self, app_id: str, token_id: str) -> TokenOutcome | None:
+        raw = self._state("tokens", app_id, token_id)
+        return None if raw is None else _token.decode(raw)
+
+    def history(self, app_id: str, subjects: Iterable[str]) -> list[tuple[str, HistoryEntry]]:
+        """Entries about any of `subjects`, in log order."""
+        wanted = sorted(set(subjects))
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.q(
+                    f"SELECT subject, entry FROM {self.prefix}{HISTORY} "
+                    f"WHERE app_id = ? AND subject IN ({marks}) ORDER BY position, seq, subject"
+                ),
+                (app_id, *wanted),
+            )
+            rows: list[Any] = cur.fetchall()
+        seen: set[tuple[int, str]] = set()
+        result = []
+        for subject, raw in rows:
+            entry = _entry.decode(raw)
+            if (entry.position, entry.text) in seen:
+                continue  # one entry recorded under two of the customer's subjects
+            seen.add((entry.position, entry.text))
+            result.append((subject, entry))
+        return result
+
+    def close(self) -> None:
+        self.db.close()

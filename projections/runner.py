@@ -1,0 +1,168 @@
+"""Follow the log and apply it to the read models, exactly once.
+
+Each batch is one transaction holding the projection lock: the rows it changes and the
+eventsourcing tracking record of its last position commit together, so a crash replays the
+batch and a second projector finds the position already taken (and refreshes its cache).
+SQLite cannot `subscribe`, so the log is polled with `select_notifications` (ids have gaps;
+only the order matters), and the in-process projector is also woken on every local append.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
+from eventsourcing.utils import Environment
+
+from projections.db import Cursor, ViewDb
+from projections.fold import Fold
+from projections.tables import LIVE, ddl
+from projections.workingset import RowCache, WorkingSet
+from subledger.ledger import Ledger
+from subledger.settings import Database, eventsourcing_env
+from subledger.store import decode_record
+
+log = logging.getLogger("subledger.projector")
+UPSTREAM = "Ledger"
+
+
+def tracking_recorder(database: Database) -> TrackingRecorder:
+    """eventsourcing's tracking table (created if missing); rows are written in our own
+    transactions through `_insert_tracking`, so the recorder's own pool is closed."""
+    factory = InfrastructureFactory.construct(
+        Environment("Projections", eventsourcing_env(database))
+    )
+    recorder = factory.tracking_recorder()
+    factory.close()
+    return recorder
+
+
+def tracking_table(recorder: TrackingRecorder, database: Database) -> str:
+    if database.kind == "sqlite":
+        return "tracking"
+    name: str = recorder.tracking_table_name  # type: ignore[attr-defined]
+    return f'"{database.schema}"."{name}"'
+
+
+class Projector:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        prefix: str = LIVE,
+        tracking_name: str = UPSTREAM,
+        batch_size: int = 500,
+        cache_rows: int = 20_000,
+    ) -> None:
+        self.ledger = ledger
+        self.prefix = prefix
+        self.tracking_name = tracking_name
+        self.batch_size = batch_size
+        self.db = ViewDb(ledger.database)
+        self.db.execute_script(ddl(prefix, self.db.dialect))
+        self.recorder = tracking_recorder(ledger.database)
+        self.tracking_table = tracking_table(self.recorder, ledger.database)
+        self.cache = RowCache(cache_rows)
+        self.wake = threading.Event()
+        self._changed = threading.Condition()
+        self.position = -1
+        self.generation = -1
+        self.facts = 0
+
+    def stored_state(self, cur: Cursor) -> tuple[int, int]:
+        """(tracked position, table generation) as committed by whoever wrote last."""
+        cur.execute(
+            self.db.q(
+                f"SELECT notification_id FROM {self.tracking_table} WHERE application_name = ?"
+            ),
+            (self.tracking_name,),
+        )
+        row = cur.fetchone()
+        cur.execute(
+            self.db.q(f"SELECT value FROM {self.prefix}meta WHERE name = ?"), ("generation",)
+        )
+        meta = cur.fetchone()
+        return (row[0] if row and row[0] is not None else 0), (meta[0] if meta else 0)
+
+    def current_position(self) -> int:
+        with self.db.read() as cur:
+            return self.stored_state(cur)[0]
+
+    def step(self) -> int:
+        """Apply the next batch; returns how many facts it applied (0 when caught up)."""
+        start = max(self.position, 0) + 1
+        notifications = self.ledger.notifications(start, self.batch_size)
+        if not notifications and self.position >= 0:
+            return 0
+        try:
+            with self.db.write() as cur:
+                position, generation = self.stored_state(cur)
+                if (position, generation) != (self.position, self.generation):
+                    # Someone else wrote (another projector, a replay swap): cache is stale.
+                    self.cache.clear()
+                    self.position, self.generation = position, generation
+                pending = [n for n in notifications if n.id > position]
+                if not pending:
+                    return 0
+                ws = WorkingSet(self.db, cur, self.prefix, self.cache)
+                fold = Fold(ws)
+                for n in pending:
+                    fold.apply(n.id, decode_record(n.topic, n.state))
+                fold.finish()
+                ws.flush()
+                last = pending[-1].id
+                self.recorder._insert_tracking(cur, Tracking(self.tracking_name, last))  # type: ignore[attr-defined]
+        except BaseException:
+            self.cache.clear()
+            self.position = self.generation = -1
+            raise
+        self.position = last
+        self.facts += len(pending)
+        with self._changed:
+            self._changed.notify_all()
+        return len(pending)
+
+    def catch_up(self) -> int:
+        applied = 0
+        while True:
+            n = self.step()
+            applied += n
+            if n == 0:
+                return applied
+
+    def run(self, stop: threading.Event, poll_s: float = 0.02) -> None:
+        """Follow the log until `stop`; store errors are logged and retried with back-off."""
+        backoff = 0.05
+        while not stop.is_set():
+            try:
+                applied = self.step()
+            except Exception as error:  # noqa: BLE001 - keep following; the log is the truth
+                log.warning("projection batch failed, retrying: %s", error)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            if applied < self.batch_size:
+                self.wake.wait(poll_s)
+                self.wake.clear()
+
+    def wait_for(self, position: int, timeout_s: float) -> bool:
+        """Block until the projection has applied `position` (read-your-writes)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self.position < position:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.wake.set()
+                self._changed.wait(min(left, 0.05))
+        return True
+
+    def close(self) -> None:
+        self.db.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"position": self.position, "facts": self.facts, "prefix": self.prefix}

@@ -1,0 +1,141 @@
+"""What a purchase means to its customer: the subscription entry's fields (SPEC 7.1)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from projections.model import Purchase, SubObs
+from projections.purchases import TERMINAL
+
+ACCESS_ENDING = ("unpaid", "canceled", "incomplete_expired")
+NEVER_PAID = ("incomplete", "incomplete_expired")
+
+
+class SubscriptionView(msgspec.Struct, frozen=True, kw_only=True):
+    """Times are Unix seconds (UTC); the document formats them."""
+
+    key: str
+    product: str
+    status: str
+    is_sandbox: bool
+    period_type: str
+    purchase_date: int | None
+    original_purchase_date: int | None
+    expires_date: int | None
+    unsubscribe_detected_at: int | None
+    billing_issues_detected_at: int | None
+    refunded_at: int | None
+    partially_refunded: bool = False
+
+
+class OneTimeView(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    product: str
+    is_sandbox: bool
+    purchase_date: int | None
+
+
+def subscription_view(p: Purchase) -> SubscriptionView | None:
+    """None until a paid-for snapshot exists (an `incomplete` checkout grants nothing)."""
+    if p.kind != "subscription" or not p.subs:
+        return None
+    if all(o.status in NEVER_PAID for o in p.subs):
+        return None
+    latest = p.subs[-1]
+    expires = _access_end(p.subs, latest)
+    refunded_at, partial = _refund(p, latest)
+    if refunded_at is not None and (expires is None or refunded_at < expires):
+        expires = refunded_at
+    return SubscriptionView(
+        key=p.key,
+        product=latest.product or p.key,
+        status=latest.status,
+        is_sandbox=not latest.livemode,
+        period_type="trial" if latest.status == "trialing" else "normal",
+        purchase_date=latest.period_start,
+        original_purchase_date=latest.start_date,
+        expires_date=expires,
+        unsubscribe_detected_at=_unsubscribe_detected(p.subs),
+        billing_issues_detected_at=_billing_issue(p),
+        refunded_at=refunded_at,
+        partially_refunded=partial,
+    )
+
+
+def one_time_view(p: Purchase) -> OneTimeView | None:
+    session = p.session
+    if p.kind != "one_time" or session is None or session.payment_status != "paid":
+        return None
+    return OneTimeView(
+        key=p.key,
+        product=session.product or session.id,
+        is_sandbox=not session.livemode,
+        purchase_date=session.created,
+    )
+
+
+def _access_end(subs: tuple[SubObs, ...], latest: SubObs) -> int | None:
+    """`unpaid`, `canceled`, `incomplete_expired` end access: at `ended_at`, else when first
+    seen in that state, never later than the period end; `past_due` keeps access."""
+    if latest.status not in ACCESS_ENDING:
+        return latest.period_end
+    seen = latest.order[0]
+    for obs in reversed(subs):
+        if obs.status not in ACCESS_ENDING:
+            break
+        seen = obs.order[0]
+    end = latest.ended_at if latest.ended_at is not None else seen
+    return end if latest.period_end is None else min(end, latest.period_end)
+
+
+def _unsubscribe_detected(subs: tuple[SubObs, ...]) -> int | None:
+    """When cancel_at_period_end became true or cancel_at was set; cleared on resume."""
+    detected: int | None = None
+    for obs in subs:
+        ending = obs.cancel_at_period_end or obs.cancel_at is not None
+        if obs.status in TERMINAL or ending:
+            if detected is None:
+                detected = obs.order[0]
+        else:
+            detected = None
+    return detected
+
+
+def _billing_issue(p: Purchase) -> int | None:
+    """First seen past_due/unpaid (cleared when active again), or the latest invoice open
+    with a failed attempt (cleared once paid); the earlier of the two."""
+    from_subscription: int | None = None
+    for obs in p.subs:
+        if obs.status in ("past_due", "unpaid"):
+            if from_subscription is None:
+                from_subscription = obs.order[0]
+        elif obs.status in ("active", "trialing"):
+            from_subscription = None
+    from_invoice: int | None = None
+    if p.invoices:
+        latest = max(p.invoices.values(), key=lambda i: (i.period_end or 0, i.order))
+        if latest.status == "open" and latest.first_failed_at is not None:
+            from_invoice = latest.first_failed_at
+    found = [t for t in (from_subscription, from_invoice) if t is not None]
+    return min(found) if found else None
+
+
+def _refund(p: Purchase, latest: SubObs) -> tuple[int | None, bool]:
+    """Full refund of a charge paying the latest period → its refund time (access ends)."""
+    latest_invoices = {
+        i.id
+        for i in p.invoices.values()
+        if latest.period_end is not None and (i.period_end or 0) >= latest.period_end
+    }
+    refunded: list[int] = []
+    partial = False
+    for linked in p.charges.values():
+        charge = linked.charge
+        if charge.amount_refunded <= 0:
+            continue
+        if charge.amount_refunded >= charge.amount and linked.invoice in latest_invoices:
+            if charge.refunded_at is not None:
+                refunded.append(charge.refunded_at)
+        else:
+            partial = True
+    return (max(refunded) if refunded else None), partial

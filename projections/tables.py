@@ -1,0 +1,60 @@
+"""The read-model tables: which projection owns each, its row type, and the DDL per store.
+
+Every table but history is `(app_id, id, state)` with `state` canonical JSON, so rows are
+readable in psql/sqlite3 and byte-comparable between a live projection and a rebuild.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.documents import Subscriber
+from projections.model import AppState, Customer, Payments, Purchase, TokenOutcome
+
+LIVE = "sl_"
+REBUILD = "slr_"
+
+# table → (projection, row type)
+STATE_TABLES: dict[str, tuple[str, Any]] = {
+    "purchases": ("purchases", Purchase),
+    "purchase_links": ("purchases", str),
+    "payments": ("purchases", Payments),
+    "apps": ("ownership", AppState),
+    "users": ("ownership", str),
+    "customers": ("ownership", Customer),
+    "tokens": ("ownership", TokenOutcome),
+    "documents": ("customers", Subscriber),
+}
+HISTORY = "history"
+PROJECTIONS: tuple[str, ...] = ("purchases", "ownership", "customers", "history")
+
+
+def tables_of(projection: str) -> list[str]:
+    if projection == "history":
+        return [HISTORY]
+    return [t for t, (p, _) in STATE_TABLES.items() if p == projection]
+
+
+def all_tables() -> list[str]:
+    return [*STATE_TABLES, HISTORY]
+
+
+def ddl(prefix: str, dialect: str) -> list[str]:
+    suffix = " WITHOUT ROWID" if dialect == "sqlite" else ""
+    big = "INTEGER" if dialect == "sqlite" else "BIGINT"
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {prefix}{table} ("
+        "app_id TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, "
+        f"PRIMARY KEY (app_id, id)){suffix}"
+        for table in STATE_TABLES
+    ]
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS {prefix}{HISTORY} ("
+        f"app_id TEXT NOT NULL, subject TEXT NOT NULL, position {big} NOT NULL, "
+        "seq INTEGER NOT NULL, entry TEXT NOT NULL, "
+        f"PRIMARY KEY (app_id, subject, position, seq)){suffix}"
+    )
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS {prefix}meta (name TEXT PRIMARY KEY, value {big} NOT NULL)"
+    )
+    return statements

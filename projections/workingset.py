@@ -1,0 +1,179 @@
+"""A unit of work over the read-model rows of one batch, with a bounded row cache.
+
+Rows are decoded on load and encoded once at flush, canonically (sorted dict keys), so the
+same state is always the same bytes. The cache survives batches only while this process is
+the sole writer: the runner clears it whenever the stored position is not the one it wrote.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from projections.db import Cursor, ViewDb
+from projections.model import HistoryEntry
+from projections.tables import HISTORY, STATE_TABLES
+
+Key = tuple[str, str, str]  # (table, app_id, id)
+_MISSING = object()
+_encoder = msgspec.json.Encoder(order="deterministic")
+_decoders = {table: msgspec.json.Decoder(row_type) for table, (_, row_type) in STATE_TABLES.items()}
+_PAGE = 400
+
+
+def encode_row(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+class RowCache:
+    """Least-recently-used decoded rows; `None` records a known-absent row."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._rows: OrderedDict[Key, Any] = OrderedDict()
+
+    def get(self, key: Key) -> Any:
+        found = self._rows.get(key, _MISSING)
+        if found is not _MISSING:
+            self._rows.move_to_end(key)
+        return found
+
+    def put(self, key: Key, value: Any) -> None:
+        self._rows[key] = value
+        self._rows.move_to_end(key)
+        while len(self._rows) > self.max_rows:
+            self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+class WorkingSet:
+    def __init__(self, db: ViewDb, cur: Cursor, prefix: str, cache: RowCache) -> None:
+        self.db = db
+        self.cur = cur
+        self.prefix = prefix
+        self.cache = cache
+        self.rows: dict[Key, Any] = {}
+        self.dirty: set[Key] = set()
+        self.history: list[tuple[str, str, int, int, HistoryEntry]] = []
+        self._seq: dict[tuple[str, str, int], int] = {}
+
+    # --- reads -------------------------------------------------------------------------
+
+    def get(self, table: str, app_id: str, row_id: str) -> Any:
+        key = (table, app_id, row_id)
+        if key in self.rows:
+            return self.rows[key]
+        cached = self.cache.get(key)
+        if cached is _MISSING:
+            self.prefetch(table, app_id, [row_id])
+            return self.rows[key]
+        self.rows[key] = cached
+        return cached
+
+    def prefetch(self, table: str, app_id: str, row_ids: Iterable[str]) -> None:
+        """Load rows not yet in memory in a few round trips (absent rows become None)."""
+        wanted = []
+        for row_id in dict.fromkeys(row_ids):
+            key = (table, app_id, row_id)
+            if key in self.rows:
+                continue
+            cached = self.cache.get(key)
+            if cached is _MISSING:
+                wanted.append(row_id)
+            else:
+                self.rows[key] = cached
+        for start in range(0, len(wanted), _PAGE):
+            page = wanted[start : start + _PAGE]
+            found = self._select(table, app_id, page)
+            for row_id in page:
+                key = (table, app_id, row_id)
+                raw = found.get(row_id)
+                value = None if raw is None else _decoders[table].decode(raw)
+                self.rows[key] = value
+                self.cache.put(key, value)
+
+    def _select(self, table: str, app_id: str, row_ids: list[str]) -> dict[str, str]:
+        name = self.prefix + table
+        if self.db.dialect == "sqlite":
+            marks = ",".join("?" * len(row_ids))
+            self.cur.execute(
+                f"SELECT id, state FROM {name} WHERE app_id = ? AND id IN ({marks})",
+                [app_id, *row_ids],
+            )
+        else:
+            self.cur.execute(
+                f"SELECT id, state FROM {name} WHERE app_id = %s AND id = ANY(%s)",
+                (app_id, row_ids),
+            )
+        return {row[0]: row[1] for row in self.cur.fetchall()}
+
+    def ids(self, table: str, app_id: str) -> list[str]:
+        """Every row id of one app in a table, including rows changed in this batch."""
+        self.cur.execute(
+            self.db.q(f"SELECT id FROM {self.prefix}{table} WHERE app_id = ?"), (app_id,)
+        )
+        stored = {row[0] for row in self.cur.fetchall()}
+        for t, a, row_id in self.rows:
+            if t == table and a == app_id:
+                if self.rows[(t, a, row_id)] is None:
+                    stored.discard(row_id)
+                else:
+                    stored.add(row_id)
+        return sorted(stored)
+
+    # --- writes ------------------------------------------------------------------------
+
+    def put(self, table: str, app_id: str, row_id: str, value: Any) -> None:
+        key = (table, app_id, row_id)
+        self.rows[key] = value
+        self.dirty.add(key)
+
+    def delete(self, table: str, app_id: str, row_id: str) -> None:
+        self.put(table, app_id, row_id, None)
+
+    def record(self, app_id: str, subject: str, entry: HistoryEntry) -> None:
+        seq_key = (app_id, subject, entry.position)
+        seq = self._seq.get(seq_key, 0)
+        self._seq[seq_key] = seq + 1
+        self.history.append((app_id, subject, entry.position, seq, entry))
+
+    def flush(self) -> int:
+        """Write dirty rows and history; returns the number of rows written."""
+        upserts: dict[str, list[tuple[str, str, str]]] = {}
+        deletes: dict[str, list[tuple[str, str]]] = {}
+        for table, app_id, row_id in sorted(self.dirty):
+            value = self.rows[(table, app_id, row_id)]
+            if value is None:
+                deletes.setdefault(table, []).append((app_id, row_id))
+            else:
+                upserts.setdefault(table, []).append((app_id, row_id, encode_row(value)))
+            self.cache.put((table, app_id, row_id), value)
+        for table, rows in upserts.items():
+            self.cur.executemany(
+                self.db.q(
+                    f"INSERT INTO {self.prefix}{table} (app_id, id, state) VALUES (?, ?, ?) "
+                    "ON CONFLICT (app_id, id) DO UPDATE SET state = excluded.state"
+                ),
+                rows,
+            )
+        for table, keys in deletes.items():
+            self.cur.executemany(
+                self.db.q(f"DELETE FROM {self.prefix}{table} WHERE app_id = ? AND id = ?"), keys
+            )
+        if self.history:
+            self.cur.executemany(
+                self.db.q(
+                    f"INSERT INTO {self.prefix}{HISTORY} (app_id, subject, position, seq, entry) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                [(a, s, p, q, encode_row(e)) for a, s, p, q, e in self.history],
+            )
+        written = len(self.dirty) + len(self.history)
+        self.dirty.clear()
+        self.history.clear()
+        return written

@@ -1,0 +1,89 @@
+"""Customer attribute rules (SPEC 5): which posted keys are accepted, and why others are not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import msgspec
+
+from subledger.facts import AttributeValue
+
+MAX_CUSTOM_KEYS = 50
+MAX_VALUE_CHARS = 500
+_CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+RESERVED = frozenset(
+    {
+        "$email",
+        "$displayName",
+        "$phoneNumber",
+        "$apnsTokens",
+        "$fcmTokens",
+        "$mediaSource",
+        "$campaign",
+        "$adGroup",
+        "$ad",
+        "$keyword",
+        "$creative",
+        "$ip",
+        "$idfa",
+        "$idfv",
+        "$gpsAdId",
+        "$androidId",
+        "$amazonAdId",
+        "$attConsentStatus",
+        "$onesignalId",
+        "$airshipChannelId",
+        "$cleverTapId",
+        "$mixpanelDistinctId",
+        "$firebaseAppInstanceId",
+        "$brazeAliasName",
+        "$brazeAliasLabel",
+        "$iterableUserId",
+        "$iterableCampaignId",
+        "$iterableTemplateId",
+    }
+)
+
+
+class AttributeProblem(msgspec.Struct, frozen=True):
+    """One refused key, as returned in `attribute_errors`."""
+
+    key_name: str
+    message: str
+
+
+def split_valid(
+    posted: Mapping[str, AttributeValue], existing_custom_keys: frozenset[str] = frozenset()
+) -> tuple[dict[str, AttributeValue], list[AttributeProblem]]:
+    """Valid attributes to store, and an error per invalid key (the valid ones still count)."""
+    valid: dict[str, AttributeValue] = {}
+    errors: list[AttributeProblem] = []
+    custom = set(existing_custom_keys)
+    for key, attr in sorted(posted.items()):
+        problem = _problem(key, attr)
+        if problem is None and not key.startswith("$") and attr.value not in (None, ""):
+            if key not in custom and len(custom) >= MAX_CUSTOM_KEYS:
+                problem = f"more than {MAX_CUSTOM_KEYS} custom attributes"
+            custom.add(key)
+        if problem is None:
+            valid[key] = attr
+        else:
+            errors.append(AttributeProblem(key_name=key, message=problem))
+    return valid, errors
+
+
+def _problem(key: str, attr: AttributeValue) -> str | None:
+    if key.startswith("$"):
+        if key not in RESERVED:
+            return f"{key} is not a reserved attribute; custom keys must not start with $"
+    elif not _CUSTOM_KEY.match(key):
+        return "custom keys start with a letter and have at most 40 of A-Z a-z 0-9 _ -"
+    if attr.value is not None and len(attr.value) > MAX_VALUE_CHARS:
+        return f"values are at most {MAX_VALUE_CHARS} characters"
+    if key == "$email" and attr.value and not _EMAIL.match(attr.value):
+        return "$email must look like an email address"
+    if attr.updated_at_ms is not None and attr.updated_at_ms < 0:
+        return "updated_at_ms must be a positive number of milliseconds"
+    return None

@@ -1,0 +1,87 @@
+"""Drive subledger through its HTTP API (litestar's test client): apps, webhooks, tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from litestar.testing import TestClient
+
+from subledger.apps import AppConfig
+from subledger.http.app import create_app
+from subledger.service import Service
+from subledger.settings import Settings
+from tests.samples import SECRET, signature_header
+
+
+class AppKeys:
+    def __init__(self, app_id: str, public_key: str, secret_key: str) -> None:
+        self.app_id = app_id
+        self.public_key = public_key
+        self.secret_key = secret_key
+
+
+class Harness:
+    def __init__(self, client: TestClient[Any], service: Service) -> None:
+        self.client = client
+        self.service = service
+
+    def app(self, entitlements: dict[str, list[str]] | None = None, **config: Any) -> AppKeys:
+        app, pk, sk = self.service.ledger.create_app(
+            "test",
+            AppConfig(**config),
+            webhook_secrets=[SECRET],
+            entitlements=entitlements if entitlements is not None else {"pro": ["prod_TKbE3nVq8YhXcM"]},
+        )
+        self.service.registry.refresh()
+        return AppKeys(app.app_id, pk, sk)
+
+    def configure(self, keys: AppKeys, **config: Any) -> None:
+        current = self.service.ledger.get_app(keys.app_id).config
+        import msgspec
+
+        self.service.ledger.change_app(keys.app_id, config=msgspec.structs.replace(current, **config))
+        self.service.registry.refresh()
+
+    def webhook(self, keys: AppKeys, body: bytes) -> Any:
+        response = self.client.post(
+            f"/v1/incoming-webhooks/stripe/{keys.app_id}",
+            content=body,
+            headers={"stripe-signature": signature_header(body), "content-type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def receipt(self, keys: AppKeys, app_user_id: str, token: str, key: str | None = None, **extra: Any) -> Any:
+        return self.client.post(
+            "/v1/receipts",
+            content=json.dumps({"app_user_id": app_user_id, "fetch_token": token, **extra}),
+            headers={
+                "authorization": f"Bearer {key or keys.public_key}",
+                "x-platform": "stripe",
+                "content-type": "application/json",
+            },
+        )
+
+    def subscriber(self, keys: AppKeys, app_user_id: str, key: str | None = None) -> Any:
+        from urllib.parse import quote
+
+        response = self.client.get(
+            f"/v1/subscribers/{quote(app_user_id, safe='')}",
+            headers={"authorization": f"Bearer {key or keys.secret_key}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def settle(self) -> None:
+        """Let the projection apply everything appended so far (for webhook-only steps)."""
+        assert self.service.wait_projected(self.service.ledger.last_position(), 10)
+
+
+@contextmanager
+def harness(settings: Settings) -> Iterator[Harness]:
+    service = Service(settings)
+    with TestClient(create_app(settings, service=service)) as client:
+        yield Harness(client, service)
