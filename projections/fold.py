@@ -34,6 +34,7 @@ from projections.subscriptions import SubscriptionView, subscription_view
 from projections.workingset import WorkingSet
 from subledger import apps
 from subledger.facts import AttributesPosted, NotificationReceived, StripeObjectRead, TokenPosted
+from subledger.identity import is_anonymous
 from subledger.stripe import objects
 
 PURCHASES, LINKS, APPS, USERS, CUSTOMERS, TOKENS, DOCUMENTS = (
@@ -179,6 +180,8 @@ class Fold:
                 self.record(ctx.app_id, [key], ctx.entry(text, ids))
                 return changed
             changed = self.claim_by_detection(ctx, changed, app)
+        elif creates_identity(changed, app):
+            changed = self.identify(ctx, changed, app)
         elif changed == p:
             text = f"{key}: older or repeated snapshot, state unchanged"
             self.record(ctx.app_id, [key], ctx.entry(text, ids))
@@ -209,6 +212,35 @@ class Fold:
             ctx.app_id, [p.key, owner], ctx.entry(text, {"purchase": p.key, "owner": owner})
         )
         self.record_applied(ctx, p)
+        return p
+
+    def detect(self, ctx: Context, p: Purchase, app: AppState) -> tuple[str, str]:
+        latest = p.subs[-1] if p.subs else None
+        session = p.session
+        return detect_owner(
+            app,
+            ctx.app_id,
+            p.key,
+            customer=(latest.customer if latest else None)
+            or (session.customer if session else None),
+            subscription_metadata=latest.metadata if latest else {},
+            session_metadata=session.metadata if session else {},
+        )
+
+    def identify(self, ctx: Context, p: Purchase, app: AppState) -> Purchase:
+        """A tracked purchase fell back to an anonymous owner; a later snapshot names the
+        user (e.g. the Checkout Session's metadata): alias them, as a token would."""
+        detected, how = self.detect(ctx, p, app)
+        owner = self.customer_of(ctx.app_id, p.owner)
+        if is_anonymous(detected) or (owner is not None and detected in owner.ids):
+            return p
+        p, outcome = self.take(ctx, p, detected)
+        text = f"{detected} detected from {how}: " + self.outcome_text(
+            outcome, detected, p, ctx.app_id
+        )
+        self.record(
+            ctx.app_id, [p.key, detected], ctx.entry(text, {"purchase": p.key, "owner": detected})
+        )
         return p
 
     def record_applied(self, ctx: Context, p: Purchase) -> None:
@@ -422,6 +454,16 @@ class Fold:
 
 
 READ_KINDS = ("subscription", "checkout.session", "invoice", "charge")
+
+
+def creates_identity(p: Purchase, app: AppState) -> bool:
+    """Could this snapshot name the user behind an anonymous, notification-created owner?"""
+    return (
+        p.known_by == "tracking"
+        and p.owner is not None
+        and is_anonymous(p.owner)
+        and app.detection != "anonymous"
+    )
 
 
 class Context(msgspec.Struct, frozen=True):

@@ -12,9 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    Notification,
+    Tracking,
+    TrackingRecorder,
+)
 from eventsourcing.utils import Environment
 
 from projections.db import Cursor, ViewDb
@@ -107,23 +113,32 @@ class Projector:
                 pending = [n for n in notifications if n.id > position]
                 if not pending:
                     return 0
-                ws = WorkingSet(self.db, cur, self.prefix, self.cache)
-                fold = Fold(ws)
-                for n in pending:
-                    fold.apply(n.id, decode_record(n.topic, n.state))
-                fold.finish()
-                ws.flush()
-                last = pending[-1].id
-                self.recorder._insert_tracking(cur, Tracking(self.tracking_name, last))  # type: ignore[attr-defined]
+                self.apply(cur, pending)
         except BaseException:
-            self.cache.clear()
-            self.position = self.generation = -1
+            self.forget()
             raise
-        self.position = last
+        self.position = pending[-1].id
         self.facts += len(pending)
         with self._changed:
             self._changed.notify_all()
         return len(pending)
+
+    def apply(self, cur: Cursor, notifications: Sequence[Notification]) -> None:
+        """Fold `notifications` (in log order) into the tables and track the last one, inside
+        the caller's locked transaction."""
+        ws = WorkingSet(self.db, cur, self.prefix, self.cache)
+        fold = Fold(ws)
+        for n in notifications:
+            fold.apply(n.id, decode_record(n.topic, n.state))
+        fold.finish()
+        ws.flush()
+        tracking = Tracking(self.tracking_name, notifications[-1].id)
+        self.recorder._insert_tracking(cur, tracking)  # type: ignore[attr-defined]
+
+    def forget(self) -> None:
+        """Drop everything cached: the next batch re-reads position and rows."""
+        self.cache.clear()
+        self.position = self.generation = -1
 
     def catch_up(self) -> int:
         applied = 0

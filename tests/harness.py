@@ -33,7 +33,9 @@ class Harness:
             "test",
             AppConfig(**config),
             webhook_secrets=[SECRET],
-            entitlements=entitlements if entitlements is not None else {"pro": ["prod_TKbE3nVq8YhXcM"]},
+            entitlements=entitlements
+            if entitlements is not None
+            else {"pro": ["prod_TKbE3nVq8YhXcM"]},
         )
         self.service.registry.refresh()
         return AppKeys(app.app_id, pk, sk)
@@ -42,19 +44,26 @@ class Harness:
         current = self.service.ledger.get_app(keys.app_id).config
         import msgspec
 
-        self.service.ledger.change_app(keys.app_id, config=msgspec.structs.replace(current, **config))
+        self.service.ledger.change_app(
+            keys.app_id, config=msgspec.structs.replace(current, **config)
+        )
         self.service.registry.refresh()
 
     def webhook(self, keys: AppKeys, body: bytes) -> Any:
         response = self.client.post(
             f"/v1/incoming-webhooks/stripe/{keys.app_id}",
             content=body,
-            headers={"stripe-signature": signature_header(body), "content-type": "application/json"},
+            headers={
+                "stripe-signature": signature_header(body),
+                "content-type": "application/json",
+            },
         )
         assert response.status_code == 200, response.text
         return response.json()
 
-    def receipt(self, keys: AppKeys, app_user_id: str, token: str, key: str | None = None, **extra: Any) -> Any:
+    def receipt(
+        self, keys: AppKeys, app_user_id: str, token: str, key: str | None = None, **extra: Any
+    ) -> Any:
         return self.client.post(
             "/v1/receipts",
             content=json.dumps({"app_user_id": app_user_id, "fetch_token": token, **extra}),

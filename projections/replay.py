@@ -1,0 +1,240 @@
+"""Rebuild the read models from the log into fresh tables, then compare or swap (SPEC 9).
+
+The live tables keep serving while the rebuild runs. The final step holds the projection
+lock: it brings whichever side is behind (rebuild or live) to the same log position, then
+either compares the two (`verify`, rolled back: no side effects) or swaps the rebuilt tables
+in atomically. Memory stays flat: the log is read in batches, rows through a bounded cache,
+and checksums stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import msgspec
+
+from projections.db import Cursor, ViewDb
+from projections.runner import UPSTREAM, Projector
+from projections.tables import HISTORY, LIVE, PROJECTIONS, REBUILD, all_tables, tables_of
+from subledger.ledger import Ledger
+
+REBUILD_TRACKING = f"{UPSTREAM}:rebuild"
+Progress = Callable[[int, int], None]
+
+
+class Difference(msgspec.Struct, frozen=True):
+    table: str
+    key: str
+    live: str | None
+    rebuilt: str | None
+
+
+class Checksum(msgspec.Struct, frozen=True):
+    projection: str
+    checksum: str
+    rows: int
+
+
+class ReplayResult(msgspec.Struct, frozen=True):
+    position: int
+    facts: int
+    checksums: list[Checksum]
+    verified: bool | None = None
+    differences: list[Difference] = []
+    swapped: bool = False
+
+
+class _Rollback(Exception):  # noqa: N818 - control flow: leave the locked transaction unchanged
+    def __init__(self, result: ReplayResult) -> None:
+        self.result = result
+
+
+def _order(db: ViewDb, table: str) -> str:
+    collate = ' COLLATE "C"' if db.dialect == "postgresql" else ""
+    if table == HISTORY:
+        return f"app_id{collate}, subject{collate}, position, seq"
+    return f"app_id{collate}, id{collate}"
+
+
+def rows(db: ViewDb, cur: Cursor, prefix: str, table: str) -> Iterator[tuple[str, str]]:
+    """(key, value) of every row, in byte order of the key, streamed."""
+    if table == HISTORY:
+        query = (
+            f"SELECT app_id || '/' || subject || '/' || CAST(position AS TEXT) || '/' || "
+            f"CAST(seq AS TEXT), entry FROM {prefix}{table} ORDER BY {_order(db, table)}"
+        )
+    else:
+        query = (
+            f"SELECT app_id || '/' || id, state FROM {prefix}{table} ORDER BY {_order(db, table)}"
+        )
+    if db.dialect == "postgresql":
+        conn: Any = cur.connection  # type: ignore[attr-defined]
+        with conn.cursor(name=f"stream_{prefix}{table}") as named:
+            named.itersize = 2000
+            named.execute(query)
+            yield from ((str(k), str(v)) for k, v in named)
+    else:
+        cur.execute(query)
+        yield from ((str(k), str(v)) for k, v in cur)
+
+
+def checksum(db: ViewDb, cur: Cursor, prefix: str, projection: str) -> Checksum:
+    digest = hashlib.sha256()
+    count = 0
+    for table in tables_of(projection):
+        digest.update(f"\x00table:{table}\x00".encode())
+        for key, value in rows(db, cur, prefix, table):
+            digest.update(key.encode() + b"\x1f" + value.encode() + b"\x1e")
+            count += 1
+    return Checksum(projection=projection, checksum=digest.hexdigest(), rows=count)
+
+
+def differences(
+    db: ViewDb, live_cur: Cursor, rebuilt_cur: Cursor, table: str, limit: int = 5
+) -> list[Difference]:
+    """The first rows (in key order) where live and rebuilt tables disagree (a merge join
+    of two ordered streams, so memory stays flat)."""
+    live = rows(db, live_cur, LIVE, table)
+    rebuilt = rows(db, rebuilt_cur, REBUILD, table)
+    found: list[Difference] = []
+    a, b = next(live, None), next(rebuilt, None)
+    while (a is not None or b is not None) and len(found) < limit:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            found.append(Difference(table=table, key=a[0], live=a[1], rebuilt=None))
+            a = next(live, None)
+        elif a is None or b[0] < a[0]:
+            found.append(Difference(table=table, key=b[0], live=None, rebuilt=b[1]))
+            b = next(rebuilt, None)
+        else:
+            if a[1] != b[1]:
+                found.append(Difference(table=table, key=a[0], live=a[1], rebuilt=b[1]))
+            a, b = next(live, None), next(rebuilt, None)
+    return found
+
+
+class Replay:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        batch_size: int = 2000,
+        cache_rows: int = 20_000,
+        progress: Progress | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.batch_size = batch_size
+        self.cache_rows = cache_rows
+        self.progress = progress or (lambda position, end: None)
+
+    def run(
+        self, projections: Sequence[str] = PROJECTIONS, *, verify: bool = False
+    ) -> ReplayResult:
+        unknown = set(projections) - set(PROJECTIONS)
+        if unknown:
+            raise ValueError(f"unknown projection(s) {', '.join(sorted(unknown))}")
+        live = Projector(self.ledger, batch_size=self.batch_size, cache_rows=self.cache_rows)
+        self._drop_rebuild(live.db, live)
+        shadow = Projector(
+            self.ledger,
+            prefix=REBUILD,
+            tracking_name=REBUILD_TRACKING,
+            batch_size=self.batch_size,
+            cache_rows=self.cache_rows,
+        )
+        try:
+            end = self.ledger.last_position()
+            self.progress(0, end)
+            while shadow.step():
+                self.progress(shadow.position, max(end, shadow.position))
+            try:
+                with live.db.write() as cur:
+                    result = self._finish(cur, live, shadow, projections, verify)
+            except _Rollback as rollback:
+                result = rollback.result
+            self._drop_rebuild(live.db, live)
+            return result
+        finally:
+            shadow.close()
+            live.close()
+
+    def _finish(
+        self,
+        cur: Cursor,
+        live: Projector,
+        shadow: Projector,
+        projections: Sequence[str],
+        verify: bool,
+    ) -> ReplayResult:
+        live_at, _ = live.stored_state(cur)
+        shadow_at, _ = shadow.stored_state(cur)
+        target = max(live_at, shadow_at)
+        for side, at in ((shadow, shadow_at), (live, live_at)):
+            self._advance(cur, side, at, target)
+        self.progress(target, target)
+        sums = [checksum(shadow.db, cur, REBUILD, p) for p in projections]
+        if verify:
+            mismatched = [
+                p
+                for p, s in zip(projections, sums, strict=True)
+                if checksum(live.db, cur, LIVE, p).checksum != s.checksum
+            ]
+            other = self._second_cursor(cur, live.db)
+            diffs = [
+                d
+                for p in mismatched
+                for t in tables_of(p)
+                for d in differences(live.db, cur, other, t)
+            ]
+            raise _Rollback(
+                ReplayResult(
+                    position=target,
+                    facts=shadow.facts,
+                    checksums=sums,
+                    verified=not mismatched,
+                    differences=diffs[:10],
+                )
+            )
+        self._swap(cur, live.db, projections)
+        return ReplayResult(position=target, facts=shadow.facts, checksums=sums, swapped=True)
+
+    @staticmethod
+    def _second_cursor(cur: Cursor, db: ViewDb) -> Cursor:
+        """Another cursor in the same transaction, to stream two tables side by side."""
+        conn: Any = cur.connection  # type: ignore[attr-defined]
+        second: Cursor = conn.cursor()
+        return second
+
+    def _advance(self, cur: Cursor, side: Projector, at: int, target: int) -> None:
+        while at < target:
+            page = self.ledger.notifications(at + 1, self.batch_size, stop=target)
+            if not page:
+                return
+            side.apply(cur, page)
+            at = page[-1].id
+
+    def _swap(self, cur: Cursor, db: ViewDb, projections: Sequence[str]) -> None:
+        for projection in projections:
+            for table in tables_of(projection):
+                cur.execute(f"DROP TABLE {LIVE}{table}")
+                cur.execute(f"ALTER TABLE {REBUILD}{table} RENAME TO {LIVE}{table}")
+                if db.dialect == "postgresql":
+                    cur.execute(f"ALTER INDEX {REBUILD}{table}_pkey RENAME TO {LIVE}{table}_pkey")
+        cur.execute(
+            db.q(
+                f"INSERT INTO {LIVE}meta (name, value) VALUES (?, 1) ON CONFLICT (name) "
+                f"DO UPDATE SET value = {LIVE}meta.value + 1"
+            ),
+            ("generation",),
+        )
+
+    def _drop_rebuild(self, db: ViewDb, live: Projector) -> None:
+        with db.write() as cur:
+            for table in [*all_tables(), "meta"]:
+                cur.execute(f"DROP TABLE IF EXISTS {REBUILD}{table}")
+            cur.execute(
+                db.q(f"DELETE FROM {live.tracking_table} WHERE application_name = ?"),
+                (REBUILD_TRACKING,),
+            )

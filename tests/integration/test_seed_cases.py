@@ -1,0 +1,487 @@
+"""The seed's cases end to end through the HTTP API, on SQLite and PostgreSQL (SPEC 4-8)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from subledger.identity import anonymous_id
+from subledger.settings import Settings
+from tests.harness import Harness, harness
+from tests.samples import (
+    DAY,
+    PRODUCT,
+    charge_event,
+    invoice_event,
+    scenario_bodies,
+    session_event,
+    subscription_event,
+)
+
+SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
+SESSION = "cs_test_b1Vq8ZkT3rWc5NxL0aPd7YgE2hJm9sUf4QeR6tKy1oBi3XwCn8Lz5MvAa0Dp"
+NOW = int(time.time())
+
+
+@pytest.fixture
+def h(settings: Settings) -> Iterator[Harness]:
+    with harness(settings) as running:
+        yield running
+
+
+def stable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document without request and first/last-seen times (they are receive times)."""
+    sub = dict(doc["subscriber"])
+    for key in ("first_seen", "last_seen"):
+        sub.pop(key)
+    return sub
+
+
+def scenario_subscription(doc: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = doc["subscriber"]["subscriptions"][PRODUCT]
+    return entry
+
+
+def test_token_then_webhooks(h: Harness) -> None:
+    keys = h.app()
+    first = h.receipt(keys, "user_123", SUB)
+    assert first.status_code == 200
+    assert first.json()["subscriber"]["subscriptions"] == {}  # nothing from Stripe yet
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.settle()
+    doc = h.subscriber(keys, "user_123")
+    entry = scenario_subscription(doc)
+    assert entry == {
+        "store": "stripe",
+        "is_sandbox": True,
+        "ownership_type": "PURCHASED",
+        "period_type": "normal",
+        "purchase_date": "2026-10-01T09:00:00Z",
+        "original_purchase_date": "2026-10-01T09:00:00Z",
+        "expires_date": "2026-10-11T10:11:00Z",  # the refund of the latest period ends access
+        "unsubscribe_detected_at": "2026-10-11T09:10:00Z",
+        "billing_issues_detected_at": None,
+        "grace_period_expires_date": None,
+        "refunded_at": "2026-10-11T10:11:00Z",
+        "auto_resume_date": None,
+        "store_transaction_id": SUB,
+        "management_url": None,
+    }
+    assert doc["subscriber"]["entitlements"]["pro"] == {
+        "expires_date": "2026-10-11T10:11:00Z",
+        "grace_period_expires_date": None,
+        "product_identifier": PRODUCT,
+        "purchase_date": "2026-10-01T09:00:00Z",
+    }
+    assert doc["subscriber"]["original_app_user_id"] == "user_123"
+
+
+def test_webhooks_then_token_wait_and_give_the_same_document(
+    h: Harness, settings: Settings
+) -> None:
+    keys = h.app()
+    for body in reversed(scenario_bodies()):
+        h.webhook(keys, body)
+    h.settle()
+    before = h.subscriber(keys, "user_123")
+    assert before["subscriber"]["subscriptions"] == {}  # facts wait for their token
+    assert before["subscriber"]["first_seen"] is None
+    answer = h.receipt(keys, "user_123", SUB)
+    assert answer.status_code == 200
+    assert "subscriber_attributes" not in answer.json()["subscriber"]  # public key
+    waited = stable(h.subscriber(keys, "user_123"))
+    assert PRODUCT in waited["subscriptions"]
+
+    other = h.app()
+    h.receipt(other, "user_123", SUB)
+    for body in scenario_bodies():
+        h.webhook(other, body)
+    h.settle()
+    assert stable(h.subscriber(other, "user_123")) == waited
+
+
+def test_token_for_the_checkout_session_finds_the_subscription(h: Harness) -> None:
+    keys = h.app()
+    assert h.receipt(keys, "user_123", SESSION).status_code == 200
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.settle()
+    assert scenario_subscription(h.subscriber(keys, "user_123"))["store_transaction_id"] == SUB
+    # and the other way round: the session is already known when its token arrives
+    other = h.app()
+    for body in scenario_bodies():
+        h.webhook(other, body)
+    answer = h.receipt(other, "user_123", SESSION)
+    assert answer.status_code == 200
+    assert PRODUCT in answer.json()["subscriber"]["subscriptions"]
+
+
+@pytest.mark.parametrize(
+    ("detection", "metadata_key", "owner"),
+    [
+        ("anonymous", None, None),
+        ("stripe_customer_id", None, "cus_TKd8fQ2wZr5LsN"),
+        ("metadata", "rc_app_user_id", "user_123"),
+    ],
+)
+def test_tracking_on_detects_the_owner(
+    h: Harness, detection: str, metadata_key: str | None, owner: str | None
+) -> None:
+    config: dict[str, Any] = {"track_new_purchases": True, "app_user_id_detection": detection}
+    if metadata_key:
+        config["metadata_key"] = metadata_key
+    keys = h.app(**config)
+    h.webhook(keys, scenario_bodies()[1])  # customer.subscription.created
+    h.settle()
+    expected = owner or anonymous_id(keys.app_id, SUB)
+    doc = h.subscriber(keys, expected)
+    assert doc["subscriber"]["original_app_user_id"] == expected
+    assert scenario_subscription(doc)["expires_date"] == "2026-11-01T09:00:00Z"
+
+
+def test_metadata_from_the_checkout_session_when_the_subscription_has_none(h: Harness) -> None:
+    keys = h.app(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(
+        keys, session_event(event_id="evt_s1", created=NOW - DAY + 5, metadata={"uid": "alice"})
+    )
+    h.webhook(
+        keys,
+        subscription_event(
+            event_type="customer.subscription.created",
+            event_id="evt_s2",
+            created=NOW - DAY + 4,
+            period=period,
+        ),
+    )
+    h.settle()
+    doc = h.subscriber(keys, "alice")
+    assert doc["subscriber"]["original_app_user_id"] == "alice"
+    assert PRODUCT in doc["subscriber"]["subscriptions"]
+
+
+def test_subscription_first_then_session_metadata_aliases_the_anonymous_owner(h: Harness) -> None:
+    keys = h.app(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(
+        keys,
+        subscription_event(
+            event_type="customer.subscription.created",
+            event_id="evt_a1",
+            created=NOW - DAY + 4,
+            period=period,
+        ),
+    )
+    h.webhook(
+        keys, session_event(event_id="evt_a2", created=NOW - DAY + 5, metadata={"uid": "alice"})
+    )
+    h.settle()
+    alice = h.subscriber(keys, "alice")
+    anonymous = anonymous_id(keys.app_id, "sub_Test0001")
+    assert alice == {
+        **h.subscriber(keys, anonymous),
+        "request_date": alice["request_date"],
+        "request_date_ms": alice["request_date_ms"],
+    }
+    assert alice["subscriber"]["original_app_user_id"] == anonymous
+    assert PRODUCT in alice["subscriber"]["subscriptions"]
+
+
+def test_metadata_missing_falls_back_to_anonymous(h: Harness) -> None:
+    keys = h.app(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(
+        keys,
+        subscription_event(
+            event_type="customer.subscription.created",
+            event_id="evt_m1",
+            created=NOW,
+            period=period,
+        ),
+    )
+    h.settle()
+    doc = h.subscriber(keys, anonymous_id(keys.app_id, "sub_Test0001"))
+    assert PRODUCT in doc["subscriber"]["subscriptions"]
+
+
+def test_guest_checkout_gets_an_anonymous_one_time_purchase(h: Harness) -> None:
+    keys = h.app(
+        entitlements={"lifetime": ["cs_test_guest1"]},
+        track_new_purchases=True,
+        app_user_id_detection="stripe_customer_id",
+    )
+    h.webhook(
+        keys,
+        session_event(
+            event_id="evt_g1",
+            created=NOW,
+            session_id="cs_test_guest1",
+            mode="payment",
+            customer=None,
+        ),
+    )
+    h.settle()
+    owner = anonymous_id(keys.app_id, "cs_test_guest1")
+    doc = h.subscriber(keys, owner)["subscriber"]
+    [entry] = doc["non_subscriptions"]["cs_test_guest1"]
+    assert entry["store_transaction_id"] == "cs_test_guest1"
+    assert entry["is_sandbox"] is True
+    assert doc["entitlements"]["lifetime"]["expires_date"] is None
+
+
+def test_anonymous_owner_then_token_is_an_alias_not_a_transfer(h: Harness) -> None:
+    keys = h.app(track_new_purchases=True)
+    h.webhook(keys, scenario_bodies()[1])
+    h.settle()
+    anonymous = anonymous_id(keys.app_id, SUB)
+    answer = h.receipt(keys, "user_123", SUB)
+    assert answer.status_code == 200
+    doc = answer.json()["subscriber"]
+    assert doc["original_app_user_id"] == anonymous
+    assert PRODUCT in doc["subscriptions"]
+    assert (
+        h.subscriber(keys, anonymous)["subscriber"] == h.subscriber(keys, "user_123")["subscriber"]
+    )
+
+
+def _identified_owner(h: Harness, behavior: str, *, active: bool) -> Any:
+    keys = h.app(
+        track_new_purchases=True,
+        app_user_id_detection="metadata",
+        metadata_key="rc_app_user_id",
+        transfer_behavior=behavior,
+    )
+    end = NOW + 20 * DAY if active else NOW - DAY
+    h.webhook(
+        keys,
+        subscription_event(
+            event_type="customer.subscription.created",
+            event_id="evt_o1",
+            created=end - 30 * DAY,
+            period=(end - 30 * DAY, end),
+            metadata={"rc_app_user_id": "owner_1"},
+        ),
+    )
+    h.settle()
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("behavior", "active", "moves"),
+    [
+        ("transfer", True, True),
+        ("transfer_if_no_active", False, True),
+        ("transfer_if_no_active", True, False),
+        ("keep_with_original", False, False),
+    ],
+)
+def test_identified_owner_then_another_user(
+    h: Harness, behavior: str, active: bool, moves: bool
+) -> None:
+    keys = _identified_owner(h, behavior, active=active)
+    answer = h.receipt(keys, "other_2", "sub_Test0001")
+    owner_doc = h.subscriber(keys, "owner_1")["subscriber"]
+    other_doc = h.subscriber(keys, "other_2")["subscriber"]
+    if moves:
+        assert answer.status_code == 200
+        assert PRODUCT in other_doc["subscriptions"]
+        assert owner_doc["subscriptions"] == {}
+    else:
+        assert answer.status_code == 409
+        assert answer.json() == {
+            "code": 7102,
+            "message": "There is already another active subscriber using the same receipt.",
+        }
+        assert PRODUCT in owner_doc["subscriptions"]
+        assert other_doc["subscriptions"] == {}
+    assert other_doc["original_app_user_id"] == "other_2"
+
+
+def test_posting_the_same_token_again_is_harmless(h: Harness) -> None:
+    keys = h.app(transfer_behavior="keep_with_original")
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    first = h.receipt(keys, "user_123", SUB)
+    again = h.receipt(keys, "user_123", SUB)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert stable(first.json()) == stable(again.json())
+    assert PRODUCT in stable(again.json())["subscriptions"]
+
+
+def test_cancel_at_alone_is_an_unsubscribe(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(keys, subscription_event(event_id="evt_c1", created=NOW - DAY, period=period))
+    h.webhook(
+        keys,
+        subscription_event(
+            event_id="evt_c2", created=NOW - 100, period=period, cancel_at=NOW + 10 * DAY
+        ),
+    )
+    h.settle()
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    assert entry["unsubscribe_detected_at"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 100)
+    )
+    # resuming clears it
+    h.webhook(keys, subscription_event(event_id="evt_c3", created=NOW - 50, period=period))
+    h.settle()
+    assert (
+        h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]["unsubscribe_detected_at"]
+        is None
+    )
+
+
+def test_past_due_is_a_billing_issue_that_keeps_access(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(keys, subscription_event(event_id="evt_p1", created=NOW - DAY, period=period))
+    h.webhook(
+        keys,
+        subscription_event(event_id="evt_p2", created=NOW - 60, period=period, status="past_due"),
+    )
+    h.settle()
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    assert entry["billing_issues_detected_at"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 60)
+    )
+    assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 29 * DAY))
+    h.webhook(keys, subscription_event(event_id="evt_p3", created=NOW - 30, period=period))
+    h.settle()
+    assert (
+        h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT][
+            "billing_issues_detected_at"
+        ]
+        is None
+    )
+
+
+def test_failed_invoice_is_a_billing_issue_until_paid(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(keys, subscription_event(event_id="evt_f1", created=NOW - DAY, period=period))
+    h.webhook(
+        keys,
+        invoice_event(
+            event_id="evt_f2", created=NOW - 90, status="open", period=period, attempt_count=1
+        ),
+    )
+    h.settle()
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    assert entry["billing_issues_detected_at"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 90)
+    )
+    h.webhook(
+        keys,
+        invoice_event(
+            event_id="evt_f3", created=NOW - 80, status="paid", paid_at=NOW - 80, period=period
+        ),
+    )
+    h.settle()
+    assert (
+        h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT][
+            "billing_issues_detected_at"
+        ]
+        is None
+    )
+
+
+def test_deleted_subscription_expires_at_its_end(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - 10 * DAY, NOW + 20 * DAY)
+    h.webhook(keys, subscription_event(event_id="evt_d1", created=NOW - 10 * DAY, period=period))
+    h.webhook(
+        keys,
+        subscription_event(
+            event_type="customer.subscription.deleted",
+            event_id="evt_d2",
+            created=NOW - 3600,
+            period=period,
+            status="canceled",
+            canceled_at=NOW - 3600,
+            ended_at=NOW - 3600,
+        ),
+    )
+    h.settle()
+    doc = h.subscriber(keys, "u1")["subscriber"]
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3600))
+    assert doc["subscriptions"][PRODUCT]["expires_date"] == iso
+    assert doc["entitlements"]["pro"]["expires_date"] == iso  # listed, no longer active
+
+
+def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - DAY, NOW + 6 * DAY)
+    h.webhook(
+        keys,
+        subscription_event(
+            event_id="evt_t1", created=NOW - DAY, period=period, status="trialing", livemode=True
+        ),
+    )
+    h.settle()
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    assert entry["period_type"] == "trial"
+    assert entry["is_sandbox"] is False
+
+
+def test_legacy_payloads_decode_by_field_presence(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(
+        keys, subscription_event(event_id="evt_l1", created=NOW - DAY, period=period, legacy=True)
+    )
+    h.webhook(
+        keys,
+        invoice_event(
+            event_id="evt_l2",
+            created=NOW - DAY + 2,
+            status="paid",
+            paid_at=NOW - DAY + 1,
+            period=period,
+            legacy=True,
+        ),
+    )
+    h.webhook(
+        keys,
+        charge_event(
+            event_id="evt_l3", created=NOW - 10, charge_created=NOW - DAY, invoice="in_Test0001"
+        ),
+    )
+    h.settle()
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    refunded = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 10))
+    assert entry["expires_date"] == refunded
+    assert entry["refunded_at"] == refunded
+
+
+def test_partial_refund_keeps_access(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(keys, subscription_event(event_id="evt_r1", created=NOW - DAY, period=period))
+    h.webhook(
+        keys,
+        invoice_event(
+            event_id="evt_r2", created=NOW - DAY + 2, paid_at=NOW - DAY + 1, period=period
+        ),
+    )
+    h.webhook(
+        keys,
+        charge_event(
+            event_id="evt_r3", created=NOW - 10, charge_created=NOW - DAY, amount_refunded=300
+        ),
+    )
+    h.settle()
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    assert entry["refunded_at"] is None
+    assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 29 * DAY))
