@@ -11,6 +11,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
@@ -47,6 +48,7 @@ class ViewDb:
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
+            Path(self.database.path).parent.mkdir(parents=True, exist_ok=True)
             conn: Any = sqlite3.connect(
                 self.database.path,
                 isolation_level=None,

@@ -13,7 +13,7 @@ import msgspec
 from projections import purchases as rules
 from projections.documents import build_subscriber
 from projections.explain import describe_view_change, view_changes, when
-from projections.model import AppState, Customer, HistoryEntry, Purchase, TokenOutcome
+from projections.model import AppState, Customer, Delivery, HistoryEntry, Purchase, TokenOutcome
 from projections.ownership import (
     ALIASED,
     OWNED,
@@ -33,11 +33,17 @@ from projections.payments import PaymentsStep
 from projections.subscriptions import SubscriptionView, subscription_view
 from projections.workingset import WorkingSet
 from subledger import apps
-from subledger.facts import AttributesPosted, NotificationReceived, StripeObjectRead, TokenPosted
+from subledger.facts import (
+    AttributesPosted,
+    NotificationReceived,
+    NotificationRedelivered,
+    StripeObjectRead,
+    TokenPosted,
+)
 from subledger.identity import is_anonymous
 from subledger.stripe import objects
 
-PURCHASES, LINKS, APPS, USERS, CUSTOMERS, TOKENS, DOCUMENTS = (
+PURCHASES, LINKS, APPS, USERS, CUSTOMERS, TOKENS, DOCUMENTS, DELIVERIES = (
     "purchases",
     "purchase_links",
     "apps",
@@ -45,6 +51,7 @@ PURCHASES, LINKS, APPS, USERS, CUSTOMERS, TOKENS, DOCUMENTS = (
     "customers",
     "tokens",
     "documents",
+    "deliveries",
 )
 
 
@@ -53,13 +60,19 @@ class Fold:
         self.ws = ws
         self.touched: set[tuple[str, str]] = set()
         self.payments = PaymentsStep(self)
+        self.subjects: set[str] = set()  # where the current fact's history went
 
     # --- dispatch ----------------------------------------------------------------------
 
     def apply(self, position: int, record: Any) -> None:
         match record:
             case NotificationReceived():
+                self.subjects = set()
                 self._notification(position, record)
+                delivery = Delivery(position=position, subjects=tuple(sorted(self.subjects)))
+                self.ws.put(DELIVERIES, record.app_id, record.event_id, delivery)
+            case NotificationRedelivered():
+                self._redelivered(position, record)
             case TokenPosted():
                 self._token(position, record)
             case AttributesPosted():
@@ -122,6 +135,7 @@ class Fold:
     def record(self, app_id: str, subjects: list[str], entry: HistoryEntry) -> None:
         for subject in dict.fromkeys(s for s in subjects if s):
             self.ws.record(app_id, subject, entry)
+            self.subjects.add(subject)
 
     # --- notifications -----------------------------------------------------------------
 
@@ -133,7 +147,9 @@ class Fold:
             entry = note(position, fact.received_at_ms, kind, f"unreadable payload: {error}")
             self.record(fact.app_id, [f"event:{fact.event_id}"], entry)
             return
-        context = Context(fact.app_id, position, fact.received_at_ms, kind, fact.created)
+        context = Context(
+            fact.app_id, position, fact.received_at_ms, kind, fact.created, fact.event_id
+        )
         self.observe_object(context, obj, fact.event_id, fact.type)
 
     def observe_object(self, ctx: Context, obj: Any, order_id: str, event_type: str = "") -> None:
@@ -249,6 +265,14 @@ class Fold:
             self.record(
                 ctx.app_id, [p.key], ctx.entry(text, {"purchase": p.key, "waited": str(waited)})
             )
+
+    def _redelivered(self, position: int, fact: NotificationRedelivered) -> None:
+        ctx = Context(fact.app_id, position, fact.received_at_ms, "stripe-duplicate", None)
+        original: Delivery | None = self.ws.get(DELIVERIES, fact.app_id, fact.event_id)
+        subjects = list(original.subjects) if original else [f"event:{fact.event_id}"]
+        first = f"recorded at position {original.position}" if original else "original not seen"
+        text = f"duplicate delivery of {fact.event_id} ({first}) — ignored"
+        self.record(fact.app_id, subjects, ctx.entry(text, {"event": fact.event_id}))
 
     # --- tokens and ownership ----------------------------------------------------------
 
@@ -474,8 +498,11 @@ class Context(msgspec.Struct, frozen=True):
     received_at_ms: int
     kind: str
     created: int | None
+    event_id: str | None = None
 
     def entry(self, text: str, ids: dict[str, str], changes: tuple[Any, ...] = ()) -> HistoryEntry:
+        if self.event_id:
+            ids = {"event": self.event_id, **ids}
         return HistoryEntry(
             position=self.position,
             received_at_ms=self.received_at_ms,

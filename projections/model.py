@@ -157,6 +157,13 @@ class AppState(Row, frozen=True, kw_only=True):
 # --- history ----------------------------------------------------------------------------
 
 
+class Delivery(Row, frozen=True, kw_only=True):
+    """Where a Stripe event's history went, so a redelivery is listed next to it."""
+
+    position: int
+    subjects: tuple[str, ...] = ()
+
+
 class Change(Row, frozen=True, kw_only=True):
     field: str
     before: str | None = None

@@ -20,6 +20,14 @@ _entry = msgspec.json.Decoder(HistoryEntry)
 _text = msgspec.json.Decoder(str)
 
 
+class CustomerHistory(msgspec.Struct, frozen=True):
+    app_user_id: str
+    customer_id: str | None
+    ids: list[str]
+    purchases: list[str]
+    entries: list[HistoryEntry]
+
+
 class Reader:
     def __init__(self, database: Database, *, prefix: str = LIVE) -> None:
         self.db = ViewDb(database)
@@ -97,6 +105,28 @@ class Reader:
             seen.add((entry.position, entry.text))
             result.append((subject, entry))
         return result
+
+    def customer_history(self, app_id: str, app_user_id: str) -> CustomerHistory:
+        """Every fact that touched the customer: its ids, the purchases it holds or held,
+        their checkout sessions and Stripe customers (unlinked refunds), in log order."""
+        customer = self.customer(app_id, app_user_id)
+        ids = list(customer.ids) if customer else [app_user_id]
+        owned = list(customer.owned) if customer else []
+        subjects = [*ids, *owned]
+        for key in owned:
+            purchase = self.purchase(app_id, key)
+            if purchase is not None:
+                subjects += [
+                    *purchase.sessions,
+                    *([purchase.customer] if purchase.customer else []),
+                ]
+        return CustomerHistory(
+            app_user_id=app_user_id,
+            customer_id=customer.id if customer else None,
+            ids=ids,
+            purchases=list(customer.purchases) if customer else [],
+            entries=[entry for _, entry in self.history(app_id, subjects)],
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from projections.documents import Subscriber
-from projections.model import AppState, Customer, Payments, Purchase, TokenOutcome
+from projections.model import AppState, Customer, Delivery, Payments, Purchase, TokenOutcome
 
 LIVE = "sl_"
 REBUILD = "slr_"
@@ -24,15 +24,15 @@ STATE_TABLES: dict[str, tuple[str, Any]] = {
     "customers": ("ownership", Customer),
     "tokens": ("ownership", TokenOutcome),
     "documents": ("customers", Subscriber),
+    "deliveries": ("history", Delivery),
 }
 HISTORY = "history"
 PROJECTIONS: tuple[str, ...] = ("purchases", "ownership", "customers", "history")
 
 
 def tables_of(projection: str) -> list[str]:
-    if projection == "history":
-        return [HISTORY]
-    return [t for t, (p, _) in STATE_TABLES.items() if p == projection]
+    state = [t for t, (p, _) in STATE_TABLES.items() if p == projection]
+    return [*state, HISTORY] if projection == "history" else state
 
 
 def all_tables() -> list[str]:

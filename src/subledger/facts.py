@@ -47,6 +47,17 @@ class NotificationReceived(Fact, frozen=True, kw_only=True):
     kind: ClassVar[str] = "stripe"
 
 
+class NotificationRedelivered(Fact, frozen=True, kw_only=True):
+    """A verified copy of a notification already recorded: kept so auditors see retries,
+    never applied twice (the original fact is the one projections use)."""
+
+    event_id: str
+    type: str
+    secret_fingerprint: str
+
+    kind: ClassVar[str] = "stripe-duplicate"
+
+
 class TokenPosted(Fact, frozen=True, kw_only=True):
     """An app backend said `app_user_id` bought `fetch_token` (a sub_… or cs_… id)."""
 

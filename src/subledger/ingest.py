@@ -19,6 +19,7 @@ from subledger.facts import Fact
 log = logging.getLogger("subledger.ingest")
 
 Recorder = Callable[[Sequence[Fact]], list[int | None]]
+Noter = Callable[[Sequence[Fact]], None]
 
 
 class GroupCommitter:
@@ -30,9 +31,11 @@ class GroupCommitter:
         *,
         max_group: int = 256,
         on_commit: Callable[[], None] = lambda: None,
+        note_duplicates: Noter = lambda facts: None,
     ) -> None:
         self._record_new = record_new
         self._on_commit = on_commit
+        self._note_duplicates = note_duplicates
         self._max_group = max_group
         self._queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -59,9 +62,7 @@ class GroupCommitter:
 
     async def _commit(self, group: list[tuple[Fact, asyncio.Future[int | None]]]) -> None:
         try:
-            positions = await anyio.to_thread.run_sync(
-                self._record_new, [fact for fact, _ in group]
-            )
+            positions = await anyio.to_thread.run_sync(self._write, [fact for fact, _ in group])
         except Exception as error:  # noqa: BLE001 - every waiter gets the store's failure
             for _, future in group:
                 if not future.done():
@@ -73,6 +74,14 @@ class GroupCommitter:
         for (_, future), position in zip(group, positions, strict=True):
             if not future.done():
                 future.set_result(position)
+
+    def _write(self, facts: list[Fact]) -> list[int | None]:
+        """Commit the group; then note the copies that were already stored (audit trail)."""
+        positions = self._record_new(facts)
+        duplicates = [f for f, p in zip(facts, positions, strict=True) if p is None]
+        if duplicates:
+            self._note_duplicates(duplicates)
+        return positions
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -14,7 +14,7 @@ from eventsourcing.utils import Environment, EnvType, get_topic
 
 from subledger import apps
 from subledger.apps import App, AppConfig, AppEvent
-from subledger.facts import Fact
+from subledger.facts import Fact, NotificationReceived, NotificationRedelivered
 from subledger.sealing import Sealer, fingerprint
 from subledger.settings import Database
 from subledger.store import StoreUnavailableError, decode_record, ensure_schema, ledger_env
@@ -86,6 +86,23 @@ class Ledger(Application[uuid.UUID]):
                 positions[recording.domain_event.originator_id] = recording.notification.id
             break
         return [positions[f.originator_id] if id(f) in first_copy else None for f in facts]
+
+    def note_redeliveries(self, copies: Sequence[Fact]) -> None:
+        """Record that already-stored notifications were delivered again."""
+        notes = [
+            NotificationRedelivered(
+                originator_id=uuid.uuid4(),
+                app_id=c.app_id,
+                received_at_ms=c.received_at_ms,
+                event_id=c.event_id,
+                type=c.type,
+                secret_fingerprint=c.secret_fingerprint,
+            )
+            for c in copies
+            if isinstance(c, NotificationReceived)
+        ]
+        if notes:
+            self.record(*notes)
 
     def record(self, *facts: Fact) -> int:
         """Append facts that are new by construction (random ids); return the last position."""

@@ -30,7 +30,10 @@ class Service:
         self.projector = Projector(self.ledger) if settings.projector == "inprocess" else None
         self.reader = Reader(settings.database)
         self.committer = GroupCommitter(
-            self.ledger.record_new, max_group=settings.ingest_max_group, on_commit=self.appended
+            self.ledger.record_new,
+            max_group=settings.ingest_max_group,
+            on_commit=self.appended,
+            note_duplicates=self.ledger.note_redeliveries,
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

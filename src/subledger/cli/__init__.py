@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from subledger.cli import appcommands, output, servecommands
+from subledger.cli import appcommands, auditcommands, output, servecommands
 from subledger.settings import Settings, SettingsError
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     servecommands.register(commands)
     appcommands.register(commands)
+    auditcommands.register(commands)
     return parser
 
 

@@ -1,39 +1,100 @@
-"""`subledger serve`: the HTTP service (and, by default, the projector in-process)."""
+"""`subledger serve` (the HTTP service) and `subledger project` (the projector process)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
+import time
 from typing import Any
 
 import msgspec
 import uvicorn
 
+from projections.runner import Projector
 from subledger import logs
-from subledger.cli.output import add_json_flag, fail
+from subledger.cli.output import add_json_flag, emit, fail
 from subledger.http.app import create_app
+from subledger.ledger import Ledger
 from subledger.settings import Settings
+
+log = logging.getLogger("subledger.cli")
 
 
 def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="interface to bind (default SUBLEDGER_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default SUBLEDGER_PORT or 8000)")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--with-projector",
+        dest="projector",
+        action="store_const",
+        const="inprocess",
+        help="project in this process (default; one-node deployments and SQLite)",
+    )
+    mode.add_argument(
+        "--without-projector",
+        dest="projector",
+        action="store_const",
+        const="external",
+        help="leave projecting to a separate `subledger project` (PostgreSQL deployments)",
+    )
     add_json_flag(serve)
     serve.set_defaults(handler=_serve)
+
+    project = commands.add_parser("project", help="run the projections, following the log")
+    project.add_argument("--once", action="store_true", help="catch up, print the position, exit")
+    project.add_argument("--batch-size", type=int, default=500, metavar="N")
+    add_json_flag(project)
+    project.set_defaults(handler=_project)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    settings = msgspec.structs.replace(settings, host=host, port=port)
+    settings = msgspec.structs.replace(
+        settings, host=host, port=port, projector=args.projector or settings.projector
+    )
     logs.configure(settings.log_level)
     try:
         app = create_app(settings)
     except Exception as error:  # noqa: BLE001 - a store that cannot open is one clear line
         return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
     sys.stderr.write(
-        f"subledger serving on http://{host}:{port} (store: {settings.database.redacted_url})\n"
+        f"subledger serving on http://{host}:{port} (store: {settings.database.redacted_url}, "
+        f"projector: {settings.projector})\n"
     )
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
+
+
+def _project(args: argparse.Namespace, settings: Settings) -> int:
+    logs.configure(settings.log_level)
+    try:
+        ledger = Ledger(settings.database)
+        projector = Projector(ledger, batch_size=max(1, args.batch_size))
+    except Exception as error:  # noqa: BLE001
+        return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
+    try:
+        if args.once:
+            started = time.monotonic()
+            applied = projector.catch_up()
+            elapsed = time.monotonic() - started
+            data = {
+                "position": projector.position,
+                "applied": applied,
+                "seconds": round(elapsed, 3),
+            }
+            return emit(args, data, f"projected {applied} facts; position {projector.position}")
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        log.info("projector following the log", extra={"store": settings.database.kind})
+        projector.run(stop)
+        return 0
+    finally:
+        projector.close()
+        ledger.close()

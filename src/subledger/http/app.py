@@ -9,6 +9,7 @@ from litestar.openapi.config import OpenAPIConfig
 from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.health import health, ready
+from subledger.http.history import get_history
 from subledger.http.receipts import post_receipt
 from subledger.http.webhooks import receive_stripe_webhook
 from subledger.service import Service
@@ -26,6 +27,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
             post_receipt,
             get_subscriber,
             post_attributes,
+            get_history,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,

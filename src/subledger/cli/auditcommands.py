@@ -1,0 +1,172 @@
+"""`subledger replay | explain | events`: the auditor's commands."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import msgspec
+
+from projections.history import history_document, iso_ms
+from projections.reader import Reader
+from projections.replay import Replay, ReplayResult
+from projections.tables import PROJECTIONS
+from subledger.apps import app_id_of
+from subledger.cli.output import add_json_flag, emit, fail
+from subledger.cli.progress import progress_reporter
+from subledger.cli.timeline import print_timeline
+from subledger.ledger import Ledger
+from subledger.settings import Settings
+
+
+def register(commands: Any) -> None:
+    replay = commands.add_parser("replay", help="rebuild projections from the log")
+    replay.add_argument(
+        "--projection",
+        action="append",
+        choices=PROJECTIONS,
+        metavar="NAME",
+        help=f"one of {', '.join(PROJECTIONS)} (repeatable; default all)",
+    )
+    replay.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare with the live tables instead of swapping; exit 1 on difference",
+    )
+    replay.add_argument("--batch-size", type=int, default=2000, metavar="N")
+    add_json_flag(replay)
+    replay.set_defaults(handler=_replay)
+
+    explain = commands.add_parser("explain", help="why a customer is in its state, fact by fact")
+    explain.add_argument("--app", required=True, metavar="APP_ID")
+    explain.add_argument("app_user_id")
+    explain.add_argument("--page-size", type=int, default=40, metavar="N")
+    add_json_flag(explain)
+    explain.set_defaults(handler=_explain)
+
+    events = commands.add_parser("events", help="list the raw facts (the ground truth)")
+    events.add_argument("--app", metavar="APP_ID")
+    events.add_argument("--since", type=int, default=1, metavar="POS")
+    events.add_argument("--limit", type=int, default=100, metavar="N")
+    events.add_argument("--raw", action="store_true", help="include raw Stripe bodies")
+    add_json_flag(events)
+    events.set_defaults(handler=_events)
+
+
+def _open(args: argparse.Namespace, settings: Settings) -> Ledger | int:
+    try:
+        return Ledger(settings.database)
+    except Exception as error:  # noqa: BLE001
+        return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = _open(args, settings)
+    if isinstance(ledger, int):
+        return ledger
+    projections = args.projection or list(PROJECTIONS)
+    started = time.monotonic()
+    try:
+        with progress_reporter(enabled=not args.json) as progress:
+            result = Replay(ledger, batch_size=max(1, args.batch_size), progress=progress).run(
+                projections, verify=args.verify
+            )
+    finally:
+        ledger.close()
+    elapsed = time.monotonic() - started
+    data = msgspec.to_builtins(result) | {"seconds": round(elapsed, 3)}
+    code = emit(args, data, _replay_text(result, elapsed))
+    return 1 if result.verified is False else code
+
+
+def _replay_text(result: ReplayResult, elapsed: float) -> str:
+    rate = result.facts / elapsed if elapsed > 0 else 0.0
+    head = f"rebuilt {result.facts} facts to position {result.position} in {elapsed:.1f} s"
+    lines = [f"{head} ({rate:,.0f} facts/s)"]
+    lines += [f"  {c.projection:<10} {c.checksum}  ({c.rows} rows)" for c in result.checksums]
+    if result.verified is True:
+        lines.append("verify: rebuilt tables equal the live tables")
+    elif result.verified is False:
+        lines.append("verify: DIFFERENT — first differing rows:")
+        for d in result.differences:
+            lines.append(f"  {d.table} {d.key}\n    live:    {d.live}\n    rebuilt: {d.rebuilt}")
+    elif result.swapped:
+        lines.append("swapped the rebuilt tables in")
+    return "\n".join(lines)
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        reader = Reader(settings.database)
+    except Exception as error:  # noqa: BLE001
+        return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
+    try:
+        history = reader.customer_history(args.app, args.app_user_id)
+    finally:
+        reader.close()
+    if args.json:
+        return emit(args, history_document(history), "")
+    print_timeline(history, page_size=max(5, args.page_size))
+    return 0
+
+
+def _events(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = _open(args, settings)
+    if isinstance(ledger, int):
+        return ledger
+    rows: list[dict[str, Any]] = []
+    try:
+        stop = ledger.last_position()
+        for position, record in ledger.records(max(1, args.since), stop=stop):
+            if args.app and (getattr(record, "app_id", None) or _app_of(record)) != args.app:
+                continue
+            rows.append(_event_row(position, record, raw=args.raw))
+            if len(rows) >= args.limit:
+                break
+    finally:
+        ledger.close()
+    human = "\n".join(
+        f"{r['position']:>8}  {r['received_at']}  {r['kind']:<34} {r['app_id']}  {r['summary']}"
+        for r in rows
+    )
+    return emit(args, rows, human or "no facts")
+
+
+def _app_of(record: Any) -> str:
+    return app_id_of(record.originator_id)
+
+
+def _event_row(position: int, record: Any, *, raw: bool) -> dict[str, Any]:
+    kind = getattr(record, "kind", "fact")
+    fields = msgspec.structs.asdict(record)
+    body = fields.pop("body", None)
+    fields.pop("originator_version", None)
+    app_id = fields.pop("app_id", None) or _app_of(record)
+    row: dict[str, Any] = {
+        "position": position,
+        "received_at": iso_ms(fields.pop("received_at_ms")),
+        "kind": f"stripe:{record.type}" if kind == "stripe" else kind,
+        "app_id": app_id,
+        "fact": type(record).__name__,
+        "id": str(fields.pop("originator_id")),
+        "summary": _summary(record),
+        "fields": msgspec.to_builtins(fields),
+    }
+    if raw and body is not None:
+        row["raw_body"] = body.decode("utf-8", errors="replace")
+    return row
+
+
+def _summary(record: Any) -> str:
+    for names in (
+        ("event_id", "type"),
+        ("app_user_id", "fetch_token"),
+        ("request", "status"),
+        ("name",),
+    ):
+        if all(hasattr(record, n) for n in names):
+            return " ".join(str(getattr(record, n)) for n in names)
+    if hasattr(record, "app_user_id"):
+        return str(record.app_user_id)
+    return type(record).__name__
