@@ -222,7 +222,7 @@ class Fold:
             session_metadata=session.metadata if session else {},
         )
         p = msgspec.structs.replace(p, known_at=ctx.position, known_by="tracking")
-        p, _ = self.take(ctx, p, owner)
+        p, _, _ = self.take(ctx, p, owner)
         text = f"{p.key} tracked from a notification; owner {owner} detected from {how}"
         self.record(
             ctx.app_id, [p.key, owner], ctx.entry(text, {"purchase": p.key, "owner": owner})
@@ -250,10 +250,8 @@ class Fold:
         owner = self.customer_of(ctx.app_id, p.owner)
         if is_anonymous(detected) or (owner is not None and detected in owner.ids):
             return p
-        p, outcome = self.take(ctx, p, detected)
-        text = f"{detected} detected from {how}: " + self.outcome_text(
-            outcome, detected, p, ctx.app_id
-        )
+        p, _, message = self.take(ctx, p, detected)
+        text = f"{detected} detected from {how}: " + message
         self.record(
             ctx.app_id, [p.key, detected], ctx.entry(text, {"purchase": p.key, "owner": detected})
         )
@@ -299,9 +297,8 @@ class Fold:
         became_known = p.known_at is None
         if became_known:
             p = msgspec.structs.replace(p, known_at=position, known_by="token")
-        p, outcome = self.take(ctx, p, fact.app_user_id)
+        p, outcome, message = self.take(ctx, p, fact.app_user_id)
         self.save_purchase(fact.app_id, p)
-        message = self.outcome_text(outcome, fact.app_user_id, p, fact.app_id)
         self.ws.put(
             TOKENS,
             fact.app_id,
@@ -320,13 +317,14 @@ class Fold:
         if became_known:
             self.record_applied(ctx, p)
 
-    def take(self, ctx: Context, p: Purchase, app_user_id: str) -> tuple[Purchase, str]:
-        """Apply SPEC 7.4 for `app_user_id` claiming `p`; returns the purchase and outcome."""
+    def take(self, ctx: Context, p: Purchase, app_user_id: str) -> tuple[Purchase, str, str]:
+        """Apply SPEC 7.4 for `app_user_id` claiming `p`: (purchase, outcome, sentence)."""
         app = self.app(ctx.app_id)
         owner = self.customer_of(ctx.app_id, p.owner)
         view = subscription_view(p)
         active = bool(view and view.expires_date and view.expires_date * 1000 > ctx.received_at_ms)
         outcome = decide(app_user_id, owner, app.transfer_behavior, purchase_active=active)
+        message = outcome_text(outcome, app_user_id, p.key, owner, app.transfer_behavior)
         claimant = self.ensure_customer(ctx, app_user_id)
         if outcome == OWNED:
             self.save_customer(ctx.app_id, with_purchase(claimant, p.key))
@@ -340,7 +338,7 @@ class Fold:
             text = f"{p.key} transferred from {', '.join(owner.ids)} to {', '.join(claimant.ids)}"
             ids = {"purchase": p.key, "from": owner.id, "to": app_user_id}
             self.record(ctx.app_id, [*owner.ids], ctx.entry(text, ids))
-        return p, outcome
+        return p, outcome, message
 
     def alias(self, app_id: str, a: Customer, b: Customer) -> Customer:
         merged = merge(a, b)
@@ -350,18 +348,6 @@ class Fold:
                 self.touched.add((app_id, old.id))
         self.save_customer(app_id, merged)
         return merged
-
-    def outcome_text(self, outcome: str, app_user_id: str, p: Purchase, app_id: str) -> str:
-        owner = self.customer_of(app_id, p.owner)
-        holder = ", ".join(owner.ids) if owner else p.owner
-        behavior = self.app(app_id).transfer_behavior
-        return {
-            OWNED: f"{app_user_id} now owns {p.key}",
-            UNCHANGED: f"{p.key} already belongs to {app_user_id}: no change",
-            ALIASED: f"owner {holder} aliased with {app_user_id} (anonymous owner: no transfer)",
-            TRANSFERRED: f"{p.key} transferred to {app_user_id}",
-            REFUSED: f"transfer refused by {behavior}: {p.key} stays with {holder}",
-        }[outcome]
 
     def link_session(self, ctx: Context, session_id: str, subscription_id: str) -> None:
         """A subscription-mode session becomes an alias of its subscription; a token posted
@@ -382,10 +368,8 @@ class Fold:
                 target = msgspec.structs.replace(target, known_at=ctx.position, known_by="token")
                 self.record_applied(ctx, target)
             if placeholder.owner is not None:
-                target, outcome = self.take(ctx, target, placeholder.owner)
-                text = f"checkout session {session_id} is subscription {subscription_id}: " + (
-                    self.outcome_text(outcome, placeholder.owner, target, ctx.app_id)
-                )
+                target, _, message = self.take(ctx, target, placeholder.owner)
+                text = f"checkout session {session_id} is subscription {subscription_id}: {message}"
                 ids = {"session": session_id, "purchase": subscription_id}
                 self.record(ctx.app_id, [session_id, subscription_id], ctx.entry(text, ids))
         self.save_purchase(ctx.app_id, target)
@@ -478,6 +462,20 @@ class Fold:
 
 
 READ_KINDS = ("subscription", "checkout.session", "invoice", "charge")
+
+
+def outcome_text(
+    outcome: str, app_user_id: str, key: str, owner: Customer | None, behavior: str
+) -> str:
+    """The sentence for a claim, naming the owner as it was before the claim."""
+    holder = ", ".join(owner.ids) if owner else "nobody"
+    return {
+        OWNED: f"{app_user_id} now owns {key}",
+        UNCHANGED: f"{key} already belongs to {app_user_id}: no change",
+        ALIASED: f"owner {holder} aliased with {app_user_id} (anonymous owner: no transfer)",
+        TRANSFERRED: f"{key} transferred to {app_user_id}",
+        REFUSED: f"transfer refused by {behavior}: {key} stays with {holder}",
+    }[outcome]
 
 
 def creates_identity(p: Purchase, app: AppState) -> bool:

@@ -1,0 +1,239 @@
+"""Explain, history, replay and events on SQLite and PostgreSQL (SPEC 9, issue 5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from projections.db import ViewDb
+from subledger.cli import main
+from subledger.identity import anonymous_id
+from subledger.settings import Settings
+from tests.harness import AppKeys, Harness, harness
+from tests.samples import scenario_bodies
+
+SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
+
+
+@pytest.fixture
+def h(settings: Settings) -> Iterator[Harness]:
+    with harness(settings) as running:
+        yield running
+
+
+def history(h: Harness, keys: AppKeys, user: str, key: str | None = None) -> Any:
+    from urllib.parse import quote
+
+    return h.client.get(
+        f"/v1/subscribers/{quote(user, safe='')}/history",
+        headers={"authorization": f"Bearer {key or keys.secret_key}"},
+    )
+
+
+def texts(h: Harness, keys: AppKeys, user: str) -> list[str]:
+    response = history(h, keys, user)
+    assert response.status_code == 200, response.text
+    return [e["what_changed"] for e in response.json()["history"]]
+
+
+def in_order(found: list[str], *expected: str) -> None:
+    """Each expected fragment appears in the history, in this order."""
+    text = "\n".join(found)
+    at = 0
+    for fragment in expected:
+        index = text.find(fragment, at)
+        assert index >= 0, f"{fragment!r} not found in order in:\n{text}"
+        at = index + len(fragment)
+
+
+def test_token_first_history(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.webhook(keys, scenario_bodies()[3])  # Stripe retries one
+    h.settle()
+    found = texts(h, keys, "user_123")
+    in_order(
+        found,
+        f"user_123 now owns {SUB}",
+        f"subscription {SUB} active (prod_TKbE3nVq8YhXcM); access to pro runs until 2026-11-01 09:00 UTC",
+        "unsubscribe detected at 2026-10-11 09:10 UTC",
+        "charge ch_3SLr4fQx7RtY2pLm1Xq0sE4m refunded 999 of 999: linked to invoice",
+        "access to pro ends 2026-10-11 10:11 UTC",
+        f"subscription {SUB} active → canceled",
+        "duplicate delivery of evt_1SN1VwQx7RtY2pLmHd5kS9eU",
+    )
+    entries = history(h, keys, "user_123").json()["history"]
+    refund = next(e for e in entries if e["kind"] == "stripe:charge.refunded")
+    assert {
+        "field": "expires_date",
+        "before": "2026-11-01T09:00:00Z",
+        "after": "2026-10-11T10:11:00Z",
+    } in refund["changes"]
+    assert refund["stripe_created"] == "2026-10-11T10:11:00Z"
+    assert refund["ids"]["event"] == "evt_3SLr4fQx7RtY2pLm1Tf4aL0r"
+    positions = [e["position"] for e in entries]
+    assert positions == sorted(positions)
+
+
+def test_webhook_first_history_shows_the_wait(h: Harness) -> None:
+    keys = h.app()
+    for body in scenario_bodies()[:2]:
+        h.webhook(keys, body)
+    h.settle()
+    h.receipt(keys, "user_123", SUB)
+    entries = history(h, keys, "user_123").json()["history"]
+    waits = [e for e in entries if "waits for a token" in e["what_changed"]]
+    assert len(waits) == 2
+    token_position = next(e["position"] for e in entries if e["kind"] == "token")
+    applied = [e["what_changed"] for e in entries if "applied at position" in e["what_changed"]]
+    assert applied == [
+        f"waited since position {w['position']} for a token, applied at position {token_position}"
+        for w in waits
+    ]
+
+
+def test_alias_history(h: Harness) -> None:
+    keys = h.app(track_new_purchases=True)
+    h.webhook(keys, scenario_bodies()[1])
+    h.settle()
+    h.receipt(keys, "user_123", SUB)
+    anonymous = anonymous_id(keys.app_id, SUB)
+    in_order(
+        texts(h, keys, "user_123"),
+        f"owner {anonymous} detected from an anonymous id",
+        f"owner {anonymous} aliased with user_123",
+    )
+    assert texts(h, keys, anonymous) == texts(h, keys, "user_123")
+
+
+@pytest.mark.parametrize(
+    ("behavior", "fragment"),
+    [
+        ("transfer", f"{SUB} transferred to other_2"),
+        (
+            "keep_with_original",
+            f"transfer refused by keep_with_original: {SUB} stays with user_123",
+        ),
+    ],
+)
+def test_transfer_histories(h: Harness, behavior: str, fragment: str) -> None:
+    keys = h.app(transfer_behavior=behavior)
+    h.receipt(keys, "user_123", SUB)
+    for body in scenario_bodies()[:3]:
+        h.webhook(keys, body)
+    h.receipt(keys, "other_2", SUB)
+    in_order(texts(h, keys, "other_2"), fragment)
+    in_order(texts(h, keys, "user_123"), f"user_123 now owns {SUB}", fragment)
+
+
+def test_history_needs_the_secret_key(h: Harness) -> None:
+    keys = h.app()
+    response = history(h, keys, "user_123", key=keys.public_key)
+    assert response.status_code == 403
+    assert response.json()["code"] == 7244
+    other = h.app()
+    assert history(h, keys, "user_123", key=other.secret_key).json()["history"] == []
+    assert history(h, keys, "user_123", key="slsk_nope").status_code == 401
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, *argv: str
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("SUBLEDGER_DATABASE_URL", url)
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_explain_cli_tells_the_story(
+    h: Harness,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    keys = h.app()
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.receipt(keys, "user_123", SUB)
+    code, out, _ = run_cli(
+        monkeypatch, capsys, database_url, "explain", "--app", keys.app_id, "user_123"
+    )
+    assert code == 0
+    assert "waits for a token" in out
+    assert "applied at position" in out
+    assert out.index("waits for a token") < out.index("user_123 now owns")
+    code, out, _ = run_cli(
+        monkeypatch, capsys, database_url, "explain", "--app", keys.app_id, "user_123", "--json"
+    )
+    assert json.loads(out)["customer"]["purchases"] == [SUB]
+
+
+def test_replay_verify_names_a_tampered_row(
+    h: Harness,
+    settings: Settings,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.settle()
+    code, out, _ = run_cli(monkeypatch, capsys, database_url, "replay", "--verify", "--json")
+    assert code == 0, out
+    clean = json.loads(out)
+    assert clean["verified"] is True
+    db = ViewDb(settings.database)
+    with db.write() as cur:
+        cur.execute(
+            db.q("UPDATE sl_documents SET state = ? WHERE app_id = ? AND id = ?"),
+            ('{"tampered":true}', keys.app_id, "user_123"),
+        )
+    db.close()
+    code, out, _ = run_cli(monkeypatch, capsys, database_url, "replay", "--verify")
+    assert code == 1
+    assert "DIFFERENT" in out
+    assert f"documents {keys.app_id}/user_123" in out
+    assert '{"tampered":true}' in out
+    code, out, _ = run_cli(
+        monkeypatch, capsys, database_url, "replay", "--projection", "customers", "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["swapped"] is True
+    code, out, _ = run_cli(monkeypatch, capsys, database_url, "replay", "--verify", "--json")
+    assert code == 0
+    assert [c["checksum"] for c in json.loads(out)["checksums"]] == [
+        c["checksum"] for c in clean["checksums"]
+    ]
+    assert h.subscriber(keys, "user_123")["subscriber"]["original_app_user_id"] == "user_123"
+
+
+def test_events_cli_lists_the_raw_facts(
+    h: Harness,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    keys = h.app()
+    body = scenario_bodies()[1]
+    h.webhook(keys, body)
+    h.receipt(keys, "user_123", SUB)
+    code, out, _ = run_cli(
+        monkeypatch, capsys, database_url, "events", "--app", keys.app_id, "--raw", "--json"
+    )
+    assert code == 0
+    rows = json.loads(out)
+    kinds = [r["kind"] for r in rows]
+    assert kinds[-2:] == ["stripe:customer.subscription.created", "token"]
+    assert rows[-2]["raw_body"].encode() == body
+    code, out, _ = run_cli(
+        monkeypatch, capsys, database_url, "events", "--since", str(rows[-1]["position"])
+    )
+    assert code == 0
+    assert "token" in out and "user_123" in out
