@@ -8,16 +8,18 @@ from typing import Any
 import msgspec
 
 from projections.db import ViewDb
-from projections.model import Customer, HistoryEntry, Purchase, TokenOutcome
+from projections.model import Customer, HistoryEntry, Payments, Purchase, TokenOutcome
 from projections.runner import UPSTREAM, tracking_recorder, tracking_table
 from projections.tables import HISTORY, LIVE, ddl
 from subledger.settings import Database
+from subledger.stripe.objects import Charge, ref_id
 
 _customer = msgspec.json.Decoder(Customer)
 _purchase = msgspec.json.Decoder(Purchase)
 _token = msgspec.json.Decoder(TokenOutcome)
 _entry = msgspec.json.Decoder(HistoryEntry)
 _text = msgspec.json.Decoder(str)
+_payments = msgspec.json.Decoder(Payments)
 
 
 class CustomerHistory(msgspec.Struct, frozen=True):
@@ -127,6 +129,36 @@ class Reader:
             purchases=list(customer.purchases) if customer else [],
             entries=[entry for _, entry in self.history(app_id, subjects)],
         )
+
+    def payments(self, app_id: str, customer: str) -> Payments | None:
+        raw = self._state("payments", app_id, customer)
+        return None if raw is None else _payments.decode(raw)
+
+    def charge_linked(self, app_id: str, charge: Charge) -> bool:
+        """Is this refunded charge already attributed to an invoice (or its intent known)?"""
+        found = self.payments(app_id, ref_id(charge.customer) or "-")
+        if found is None:
+            return False
+        intent = ref_id(charge.payment_intent)
+        if intent and intent in found.intent_invoice:
+            return True
+        return any(ref.charge == charge.id for ref in found.invoices.values())
+
+    def meta(self, name: str) -> int:
+        with self.db.read() as cur:
+            cur.execute(self.db.q(f"SELECT value FROM {self.prefix}meta WHERE name = ?"), (name,))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def set_meta(self, name: str, value: int) -> None:
+        with self.db.write() as cur:
+            cur.execute(
+                self.db.q(
+                    f"INSERT INTO {self.prefix}meta (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+                ),
+                (name, value),
+            )
 
     def close(self) -> None:
         self.db.close()

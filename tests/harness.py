@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from litestar.testing import TestClient
 
 from subledger.apps import AppConfig
@@ -28,22 +29,25 @@ class Harness:
         self.client = client
         self.service = service
 
-    def app(self, entitlements: dict[str, list[str]] | None = None, **config: Any) -> AppKeys:
+    def app(
+        self,
+        entitlements: dict[str, list[str]] | None = None,
+        stripe_api_key: str | None = None,
+        **config: Any,
+    ) -> AppKeys:
+        mapping = entitlements if entitlements is not None else {"pro": ["prod_TKbE3nVq8YhXcM"]}
         app, pk, sk = self.service.ledger.create_app(
             "test",
             AppConfig(**config),
             webhook_secrets=[SECRET],
-            entitlements=entitlements
-            if entitlements is not None
-            else {"pro": ["prod_TKbE3nVq8YhXcM"]},
+            entitlements=mapping,
+            stripe_api_key=stripe_api_key,
         )
         self.service.registry.refresh()
         return AppKeys(app.app_id, pk, sk)
 
     def configure(self, keys: AppKeys, **config: Any) -> None:
         current = self.service.ledger.get_app(keys.app_id).config
-        import msgspec
-
         self.service.ledger.change_app(
             keys.app_id, config=msgspec.structs.replace(current, **config)
         )
@@ -83,6 +87,17 @@ class Harness:
         )
         assert response.status_code == 200, response.text
         return response.json()
+
+    def history(self, keys: AppKeys, app_user_id: str) -> list[dict[str, Any]]:
+        from urllib.parse import quote
+
+        response = self.client.get(
+            f"/v1/subscribers/{quote(app_user_id, safe='')}/history",
+            headers={"authorization": f"Bearer {keys.secret_key}"},
+        )
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json()["history"]
+        return entries
 
     def settle(self) -> None:
         """Let the projection apply everything appended so far (for webhook-only steps)."""

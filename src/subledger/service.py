@@ -7,11 +7,15 @@ import threading
 import time
 from collections.abc import Callable
 
+import anyio
+
 from projections.reader import Reader
 from projections.runner import Projector
 from subledger.facts import Fact
 from subledger.ingest import GroupCommitter
 from subledger.ledger import Ledger
+from subledger.reads import StripeReads
+from subledger.refunds import RefundLinker
 from subledger.registry import AppRegistry, LoadedApp
 from subledger.sealing import Sealer
 from subledger.settings import Settings
@@ -35,6 +39,12 @@ class Service:
             on_commit=self.appended,
             note_duplicates=self.ledger.note_redeliveries,
         )
+        self.reads = StripeReads(
+            api_base=settings.stripe_api_base, timeout_s=settings.stripe_timeout_s
+        )
+        self.refunds = RefundLinker(
+            self.ledger, self.reader, self.registry, self.reads, self.appended
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -51,6 +61,7 @@ class Service:
         self.spawn("app-registry", self.registry.run)
         if self.projector is not None:
             self.spawn("projector", self.projector.run)
+        self.spawn("refund-linker", self.refunds.run)
 
     def appended(self) -> None:
         """Something was appended here: wake the in-process projector now, not at its poll."""
@@ -71,8 +82,20 @@ class Service:
         return True
 
     async def stripe_reads_before_token(self, loaded: LoadedApp, token: str) -> list[Fact]:
-        """Stripe API reads to record with a token (SPEC 6); none without an API key."""
-        return []
+        """Stripe API reads to record with a token (SPEC 6): only with an API key, and only
+        for a purchase subledger has no Stripe facts about yet."""
+        if not loaded.stripe_api_key:
+            return []
+        return await anyio.to_thread.run_sync(self._reads_for_token, loaded, token)
+
+    def _reads_for_token(self, loaded: LoadedApp, token: str) -> list[Fact]:
+        assert loaded.stripe_api_key
+        purchase = self.reader.purchase(
+            loaded.app_id, self.reader.linked_purchase(loaded.app_id, token)
+        )
+        if purchase is not None and (purchase.subs or purchase.session):
+            return []
+        return list(self.reads.for_token(loaded.app_id, loaded.stripe_api_key, token))
 
     async def close_async(self) -> None:
         """Stop accepting on the event loop (the committer's writer task lives there)."""
