@@ -1,0 +1,119 @@
+"""Real processes: the scenario through `subledger serve`, and separate projector processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from subledger.apps import AppConfig
+from subledger.ledger import Ledger
+from subledger.settings import parse_database_url
+from tests.e2e.conftest import Server, start_server, stop_server
+from tests.samples import SECRET, scenario_bodies, signature_header
+
+SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
+
+
+def new_app(url: str) -> tuple[str, str, str]:
+    ledger = Ledger(parse_database_url(url))
+    try:
+        app, pk, sk = ledger.create_app(
+            "e2e",
+            AppConfig(),
+            webhook_secrets=[SECRET],
+            entitlements={"pro": ["prod_TKbE3nVq8YhXcM"]},
+        )
+    finally:
+        ledger.close()
+    return app.app_id, pk, sk
+
+
+def run_scenario(server: Server, app_id: str, public_key: str, secret_key: str) -> dict:  # type: ignore[type-arg]
+    for body in scenario_bodies()[:3]:
+        response = httpx.post(
+            f"{server.url}/v1/incoming-webhooks/stripe/{app_id}",
+            content=body,
+            headers={"stripe-signature": signature_header(body)},
+        )
+        assert response.status_code == 200, server.logs()
+    receipt = httpx.post(
+        f"{server.url}/v1/receipts",
+        json={"app_user_id": "user_123", "fetch_token": SUB},
+        headers={"authorization": f"Bearer {public_key}", "x-platform": "stripe"},
+        timeout=30,
+    )
+    assert receipt.status_code == 200, (receipt.text, server.logs())
+    assert "prod_TKbE3nVq8YhXcM" in receipt.json()["subscriber"]["subscriptions"]
+    for body in scenario_bodies()[3:]:
+        httpx.post(
+            f"{server.url}/v1/incoming-webhooks/stripe/{app_id}",
+            content=body,
+            headers={"stripe-signature": signature_header(body)},
+        )
+    # a token round trip is read-your-writes: afterwards every earlier fact is projected
+    again = httpx.post(
+        f"{server.url}/v1/receipts",
+        json={"app_user_id": "user_123", "fetch_token": SUB},
+        headers={"authorization": f"Bearer {secret_key}", "x-platform": "stripe"},
+        timeout=30,
+    )
+    assert again.status_code == 200
+    doc: dict = again.json()["subscriber"]  # type: ignore[type-arg]
+    return doc
+
+
+def cli(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "subledger.cli", *argv],
+        env={**os.environ, "SUBLEDGER_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_scenario_through_a_real_server_then_rebuild(server: Server, database_url: str) -> None:
+    app_id, pk, sk = new_app(database_url)
+    doc = run_scenario(server, app_id, pk, sk)
+    assert doc["subscriptions"]["prod_TKbE3nVq8YhXcM"]["expires_date"] == "2026-10-11T10:11:00Z"
+    verify = cli(database_url, "replay", "--verify", "--json")
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["verified"] is True
+
+
+def test_two_projector_processes_never_double_apply(postgres_url: str, tmp_path: Path) -> None:
+    app_id, pk, sk = new_app(postgres_url)
+    env = {**os.environ, "SUBLEDGER_DATABASE_URL": postgres_url}
+    projectors = [
+        subprocess.Popen(
+            [sys.executable, "-m", "subledger.cli", "project", "--batch-size", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / f"projector-{n}.log").open("wb"),
+        )
+        for n in range(2)
+    ]
+    server = start_server(postgres_url, tmp_path, SUBLEDGER_PROJECTOR="external")
+    try:
+        doc = run_scenario(server, app_id, pk, sk)
+        assert doc["subscriptions"]["prod_TKbE3nVq8YhXcM"]["refunded_at"] == "2026-10-11T10:11:00Z"
+    finally:
+        stop_server(server)
+        for process in projectors:
+            process.terminate()
+            process.wait(timeout=10)
+    verify = cli(postgres_url, "replay", "--verify", "--json")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    result = json.loads(verify.stdout)
+    assert result["verified"] is True
+    events = cli(postgres_url, "explain", "--app", app_id, "user_123", "--json")
+    entries = json.loads(events.stdout)["history"]
+    keys = [(e["position"], e["what_changed"]) for e in entries]
+    assert len(keys) == len(set(keys)), "an entry was applied twice"
+    assert len(entries) >= 8
