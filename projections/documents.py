@@ -6,8 +6,9 @@ whenever it runs; "active" is decided by the reader against the request time.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -73,8 +74,11 @@ class Subscriber(msgspec.Struct, frozen=True):
 
 
 def iso(seconds: int | None) -> str | None:
-    if seconds is None:
-        return None
+    return None if seconds is None else _iso(seconds)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _iso(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
@@ -95,12 +99,15 @@ def empty_subscriber(app_user_id: str) -> Subscriber:
 
 
 def build_subscriber(
-    customer: Customer, purchases: Iterable[Purchase], app: AppState
+    customer: Customer,
+    purchases: Iterable[Purchase],
+    app: AppState,
+    views: Callable[[Purchase], SubscriptionView | None] = subscription_view,
 ) -> Subscriber:
     subs: dict[str, SubscriptionView] = {}
     one_time: list[OneTimeView] = []
     for purchase in sorted(purchases, key=lambda p: p.key):
-        view = subscription_view(purchase)
+        view = views(purchase)
         if view is not None and _better(view, subs.get(view.product)):
             subs[view.product] = view
         once = one_time_view(purchase)

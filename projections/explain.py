@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 
+from projections.documents import iso
 from projections.model import Change
 from projections.subscriptions import SubscriptionView
 
@@ -28,8 +30,11 @@ _TIMES = {
 
 
 def when(seconds: int | None) -> str:
-    if seconds is None:
-        return "never"
+    return "never" if seconds is None else _when(seconds)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _when(seconds: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
 
 
@@ -37,7 +42,7 @@ def _text(field: str, value: object) -> str | None:
     if value is None:
         return None
     if field in _TIMES and isinstance(value, int):
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
+        return iso(value)
     return str(value)
 
 

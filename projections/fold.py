@@ -13,7 +13,7 @@ import msgspec
 from projections import purchases as rules
 from projections.documents import build_subscriber
 from projections.explain import describe_view_change, view_changes, when
-from projections.model import AppState, Customer, Delivery, HistoryEntry, Purchase, TokenOutcome
+from projections.model import AppState, Customer, HistoryEntry, Purchase, TokenOutcome
 from projections.ownership import (
     ALIASED,
     OWNED,
@@ -43,7 +43,7 @@ from subledger.facts import (
 from subledger.identity import is_anonymous
 from subledger.stripe import objects
 
-PURCHASES, LINKS, APPS, USERS, CUSTOMERS, TOKENS, DOCUMENTS, DELIVERIES = (
+PURCHASES, LINKS, APPS, USERS, CUSTOMERS, TOKENS, DOCUMENTS = (
     "purchases",
     "purchase_links",
     "apps",
@@ -51,8 +51,11 @@ PURCHASES, LINKS, APPS, USERS, CUSTOMERS, TOKENS, DOCUMENTS, DELIVERIES = (
     "customers",
     "tokens",
     "documents",
-    "deliveries",
 )
+
+
+def event_subject(event_id: str) -> str:
+    return f"event:{event_id}"
 
 
 class Fold:
@@ -60,17 +63,15 @@ class Fold:
         self.ws = ws
         self.touched: set[tuple[str, str]] = set()
         self.payments = PaymentsStep(self)
-        self.subjects: set[str] = set()  # where the current fact's history went
+        self._views: dict[int, tuple[Purchase, SubscriptionView | None]] = {}
 
     # --- dispatch ----------------------------------------------------------------------
 
-    def apply(self, position: int, record: Any) -> None:
+    def apply(self, position: int, record: Any, obj: Any = None) -> None:
+        """Fold one fact; `obj` is its Stripe object when the caller decoded it already."""
         match record:
             case NotificationReceived():
-                self.subjects = set()
-                self._notification(position, record)
-                delivery = Delivery(position=position, subjects=tuple(sorted(self.subjects)))
-                self.ws.put(DELIVERIES, record.app_id, record.event_id, delivery)
+                self._notification(position, record, obj)
             case NotificationRedelivered():
                 self._redelivered(position, record)
             case TokenPosted():
@@ -78,7 +79,7 @@ class Fold:
             case AttributesPosted():
                 self._attributes(position, record)
             case StripeObjectRead():
-                self._stripe_read(position, record)
+                self._stripe_read(position, record, obj)
             case apps.AppEvent():
                 self._settings(position, record)
             case _:
@@ -92,9 +93,12 @@ class Fold:
                 self.ws.delete(DOCUMENTS, app_id, customer_id)
                 continue
             owned = [self.purchase(app_id, key) for key in customer.purchases]
-            doc = build_subscriber(customer, [p for p in owned if p], self.app(app_id))
+            doc = build_subscriber(
+                customer, [p for p in owned if p], self.app(app_id), self.subscription_view
+            )
             self.ws.put(DOCUMENTS, app_id, customer_id, doc)
         self.touched.clear()
+        self._views.clear()
 
     # --- rows --------------------------------------------------------------------------
 
@@ -130,22 +134,33 @@ class Fold:
         self.touched.add((app_id, c.id))
 
     def view(self, p: Purchase | None) -> SubscriptionView | None:
-        return subscription_view(p) if p is not None and p.owner else None
+        return self.subscription_view(p) if p is not None and p.owner else None
+
+    def subscription_view(self, p: Purchase) -> SubscriptionView | None:
+        """Views of unchanged purchases are computed once per batch (purchases are frozen)."""
+        cached = self._views.get(id(p))
+        if cached is not None and cached[0] is p:
+            return cached[1]
+        view = subscription_view(p)
+        self._views[id(p)] = (p, view)
+        return view
 
     def record(self, app_id: str, subjects: list[str], entry: HistoryEntry) -> None:
-        for subject in dict.fromkeys(s for s in subjects if s):
-            self.ws.record(app_id, subject, entry)
-            self.subjects.add(subject)
+        done: list[str] = []
+        for subject in subjects:
+            if subject and subject not in done:
+                done.append(subject)
+                self.ws.record(app_id, subject, entry)
 
     # --- notifications -----------------------------------------------------------------
 
-    def _notification(self, position: int, fact: NotificationReceived) -> None:
+    def _notification(self, position: int, fact: NotificationReceived, obj: Any) -> None:
         kind = f"stripe:{fact.type}"
         try:
-            obj = objects.decode_event_object(fact.type, fact.body)
+            obj = obj or objects.decode_event_object(fact.type, fact.body)
         except msgspec.ValidationError as error:
             entry = note(position, fact.received_at_ms, kind, f"unreadable payload: {error}")
-            self.record(fact.app_id, [f"event:{fact.event_id}"], entry)
+            self.record(fact.app_id, [event_subject(fact.event_id)], entry)
             return
         context = Context(
             fact.app_id, position, fact.received_at_ms, kind, fact.created, fact.event_id
@@ -265,12 +280,12 @@ class Fold:
             )
 
     def _redelivered(self, position: int, fact: NotificationRedelivered) -> None:
+        """Listed under the event id; explain joins it to the original's entries."""
         ctx = Context(fact.app_id, position, fact.received_at_ms, "stripe-duplicate", None)
-        original: Delivery | None = self.ws.get(DELIVERIES, fact.app_id, fact.event_id)
-        subjects = list(original.subjects) if original else [f"event:{fact.event_id}"]
-        first = f"recorded at position {original.position}" if original else "original not seen"
-        text = f"duplicate delivery of {fact.event_id} ({first}) — ignored"
-        self.record(fact.app_id, subjects, ctx.entry(text, {"event": fact.event_id}))
+        text = f"duplicate delivery of {fact.event_id} — ignored (already recorded)"
+        self.record(
+            fact.app_id, [event_subject(fact.event_id)], ctx.entry(text, {"event": fact.event_id})
+        )
 
     # --- tokens and ownership ----------------------------------------------------------
 
@@ -321,7 +336,7 @@ class Fold:
         """Apply SPEC 7.4 for `app_user_id` claiming `p`: (purchase, outcome, sentence)."""
         app = self.app(ctx.app_id)
         owner = self.customer_of(ctx.app_id, p.owner)
-        view = subscription_view(p)
+        view = self.subscription_view(p)
         active = bool(view and view.expires_date and view.expires_date * 1000 > ctx.received_at_ms)
         outcome = decide(app_user_id, owner, app.transfer_behavior, purchase_active=active)
         message = outcome_text(outcome, app_user_id, p.key, owner, app.transfer_behavior)
@@ -390,7 +405,7 @@ class Fold:
             fact.app_id, [fact.app_user_id], ctx.entry(text, {"app_user_id": fact.app_user_id})
         )
 
-    def _stripe_read(self, position: int, fact: StripeObjectRead) -> None:
+    def _stripe_read(self, position: int, fact: StripeObjectRead, decoded: Any) -> None:
         ctx = Context(fact.app_id, position, fact.received_at_ms, "stripe-read", None)
         ids = {"request": fact.request, "subject": fact.subject}
         if fact.status != 200:
@@ -403,7 +418,9 @@ class Fold:
             self.payments.intent_links(ctx, fact)
             return
         try:
-            obj = objects.decode_api_object(kind, fact.body) if kind in READ_KINDS else None
+            obj = decoded or (
+                objects.decode_api_object(kind, fact.body) if kind in READ_KINDS else None
+            )
         except msgspec.ValidationError:
             obj = None
         if obj is None:

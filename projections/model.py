@@ -9,13 +9,16 @@ OrderKey = tuple[int, int, str]
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Base of every stored state: frozen so folds return new values, never mutate."""
+    """Base of every stored state: frozen so folds return new values, never mutate.
+
+    Snapshot observations are stored as JSON arrays (`array_like`): a purchase keeps every
+    snapshot, and field names would double its row size; explain renders them readably."""
 
 
 # --- purchases --------------------------------------------------------------------------
 
 
-class SubObs(Row, frozen=True, kw_only=True):
+class SubObs(Row, frozen=True, kw_only=True, array_like=True):
     """One subscription snapshot, reduced to what the customer document needs."""
 
     order: OrderKey
@@ -34,7 +37,7 @@ class SubObs(Row, frozen=True, kw_only=True):
     metadata: dict[str, str] = {}
 
 
-class SessionObs(Row, frozen=True, kw_only=True):
+class SessionObs(Row, frozen=True, kw_only=True, array_like=True):
     order: OrderKey
     position: int
     id: str
@@ -50,7 +53,7 @@ class SessionObs(Row, frozen=True, kw_only=True):
     client_reference_id: str | None = None
 
 
-class InvoiceObs(Row, frozen=True, kw_only=True):
+class InvoiceObs(Row, frozen=True, kw_only=True, array_like=True):
     order: OrderKey
     position: int
     id: str
@@ -65,7 +68,7 @@ class InvoiceObs(Row, frozen=True, kw_only=True):
     first_failed_at: int | None = None  # earliest snapshot open with a failed attempt
 
 
-class ChargeObs(Row, frozen=True, kw_only=True):
+class ChargeObs(Row, frozen=True, kw_only=True, array_like=True):
     order: OrderKey
     position: int
     id: str
@@ -155,13 +158,6 @@ class AppState(Row, frozen=True, kw_only=True):
 
 
 # --- history ----------------------------------------------------------------------------
-
-
-class Delivery(Row, frozen=True, kw_only=True):
-    """Where a Stripe event's history went, so a redelivery is listed next to it."""
-
-    position: int
-    subjects: tuple[str, ...] = ()
 
 
 class Change(Row, frozen=True, kw_only=True):

@@ -122,12 +122,16 @@ class Reader:
                     *purchase.sessions,
                     *([purchase.customer] if purchase.customer else []),
                 ]
+        entries = [entry for _, entry in self.history(app_id, subjects)]
+        events = {e.ids["event"] for e in entries if "event" in e.ids}
+        redeliveries = self.history(app_id, [f"event:{event}" for event in events])
+        entries += [entry for _, entry in redeliveries]
         return CustomerHistory(
             app_user_id=app_user_id,
             customer_id=customer.id if customer else None,
             ids=ids,
             purchases=list(customer.purchases) if customer else [],
-            entries=[entry for _, entry in self.history(app_id, subjects)],
+            entries=sorted(entries, key=lambda e: e.position),
         )
 
     def payments(self, app_id: str, customer: str) -> Payments | None:

@@ -25,11 +25,12 @@ from eventsourcing.utils import Environment
 
 from projections.db import Cursor, ViewDb
 from projections.fold import Fold
+from projections.prefetch import decode_stripe, prefetch
 from projections.tables import LIVE, ddl
 from projections.workingset import RowCache, WorkingSet
 from subledger.ledger import Ledger
 from subledger.settings import Database, eventsourcing_env
-from subledger.store import decode_record
+from subledger.store import ddl_lock, decode_record
 
 log = logging.getLogger("subledger.projector")
 UPSTREAM = "Ledger"
@@ -38,11 +39,11 @@ UPSTREAM = "Ledger"
 def tracking_recorder(database: Database) -> TrackingRecorder:
     """eventsourcing's tracking table (created if missing); rows are written in our own
     transactions through `_insert_tracking`, so the recorder's own pool is closed."""
-    factory = InfrastructureFactory.construct(
-        Environment("Projections", eventsourcing_env(database))
-    )
-    recorder = factory.tracking_recorder()
-    factory.close()
+    with ddl_lock(database):
+        env = Environment("Projections", eventsourcing_env(database))
+        factory = InfrastructureFactory.construct(env)
+        recorder = factory.tracking_recorder()
+        factory.close()
     return recorder
 
 
@@ -127,9 +128,14 @@ class Projector:
         """Fold `notifications` (in log order) into the tables and track the last one, inside
         the caller's locked transaction."""
         ws = WorkingSet(self.db, cur, self.prefix, self.cache)
-        fold = Fold(ws)
+        batch = []
         for n in notifications:
-            fold.apply(n.id, decode_record(n.topic, n.state))
+            record = decode_record(n.topic, n.state)
+            batch.append((n.id, record, decode_stripe(record)))
+        prefetch(ws, batch)
+        fold = Fold(ws)
+        for position, record, obj in batch:
+            fold.apply(position, record, obj)
         fold.finish()
         ws.flush()
         tracking = Tracking(self.tracking_name, notifications[-1].id)

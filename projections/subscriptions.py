@@ -39,11 +39,11 @@ def subscription_view(p: Purchase) -> SubscriptionView | None:
     """None until a paid-for snapshot exists (an `incomplete` checkout grants nothing)."""
     if p.kind != "subscription" or not p.subs:
         return None
-    if all(o.status in NEVER_PAID for o in p.subs):
-        return None
     latest = p.subs[-1]
+    if latest.status in NEVER_PAID and all(o.status in NEVER_PAID for o in p.subs):
+        return None
     expires = _access_end(p.subs, latest)
-    refunded_at, partial = _refund(p, latest)
+    refunded_at, partial = _refund(p, latest) if p.charges else (None, False)
     if refunded_at is not None and (expires is None or refunded_at < expires):
         expires = refunded_at
     return SubscriptionView(

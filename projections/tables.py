@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from projections.documents import Subscriber
-from projections.model import AppState, Customer, Delivery, Payments, Purchase, TokenOutcome
+from projections.model import AppState, Customer, Payments, Purchase, TokenOutcome
 
 LIVE = "sl_"
 REBUILD = "slr_"
@@ -24,7 +24,6 @@ STATE_TABLES: dict[str, tuple[str, Any]] = {
     "customers": ("ownership", Customer),
     "tokens": ("ownership", TokenOutcome),
     "documents": ("customers", Subscriber),
-    "deliveries": ("history", Delivery),
 }
 HISTORY = "history"
 PROJECTIONS: tuple[str, ...] = ("purchases", "ownership", "customers", "history")

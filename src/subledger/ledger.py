@@ -17,7 +17,13 @@ from subledger.apps import App, AppConfig, AppEvent
 from subledger.facts import Fact, NotificationReceived, NotificationRedelivered
 from subledger.sealing import Sealer, fingerprint
 from subledger.settings import Database
-from subledger.store import StoreUnavailableError, decode_record, ensure_schema, ledger_env
+from subledger.store import (
+    StoreUnavailableError,
+    ddl_lock,
+    decode_record,
+    ensure_schema,
+    ledger_env,
+)
 
 APP_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in apps.APP_EVENT_CLASSES)
 
@@ -50,7 +56,8 @@ class Ledger(Application[uuid.UUID]):
         self.database = database
         self.sealer = sealer or Sealer()
         self.clock = clock
-        super().__init__(env=ledger_env(database))
+        with ddl_lock(database):
+            super().__init__(env=ledger_env(database))
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the given settings: Settings.from_env is the one reader of os.environ."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -97,6 +98,24 @@ def pg_conninfo(database: Database, *, connect_timeout: int = 2) -> dict[str, An
         "dbname": database.dbname,
         "connect_timeout": connect_timeout,
     }
+
+
+DDL_LOCK = 0x5B1ED6E1  # serialises table creation between processes starting together
+
+
+@contextlib.contextmanager
+def ddl_lock(database: Database) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while creating tables: concurrent
+    `CREATE TABLE IF NOT EXISTS` of the same table can fail on PostgreSQL's catalog."""
+    if database.kind != "postgresql":
+        yield
+        return
+    with psycopg.connect(**pg_conninfo(database), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (DDL_LOCK,))
 
 
 def ensure_schema(database: Database) -> None:

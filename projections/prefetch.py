@@ -1,0 +1,116 @@
+"""Load a batch's rows in a few queries instead of one per key (a speed-up only).
+
+The fold still loads anything missed lazily, so a key forgotten here costs a round trip,
+never a wrong result. Rounds follow the fold's own lookups: purchases and users first, then
+what they point to (link targets, invoices' purchases, owners), then customers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+
+from projections.model import Payments, Purchase
+from projections.purchases import invoice_subscription
+from projections.workingset import WorkingSet
+from subledger import apps
+from subledger.facts import (
+    AttributesPosted,
+    NotificationReceived,
+    StripeObjectRead,
+    TokenPosted,
+)
+from subledger.stripe import objects
+
+Wanted = defaultdict[tuple[str, str], set[str]]  # (table, app_id) → ids
+
+
+def decode_stripe(record: Any) -> Any:
+    """The Stripe object a fact carries (None for other facts or unreadable bodies)."""
+    try:
+        if isinstance(record, NotificationReceived):
+            return objects.decode_event_object(record.type, record.body)
+        if isinstance(record, StripeObjectRead) and record.status == 200:
+            kind = objects.object_kind(record.body)
+            if kind in ("subscription", "checkout.session", "invoice", "charge"):
+                return objects.decode_api_object(kind, record.body)
+    except msgspec.ValidationError:
+        return None
+    return None
+
+
+def prefetch(ws: WorkingSet, batch: list[tuple[int, Any, Any]]) -> None:
+    """`batch` holds (position, record, decoded Stripe object)."""
+    wanted: Wanted = defaultdict(set)
+    for _, record, obj in batch:
+        _first_round(wanted, record, obj)
+    _load(ws, wanted)
+    wanted = defaultdict(set)
+    for (table, app_id), ids in list(ws_keys(ws, ("purchase_links", "payments"))):
+        for row_id in ids:
+            value = ws.rows.get((table, app_id, row_id))
+            if isinstance(value, str):
+                wanted[("purchases", app_id)].add(value)
+            elif isinstance(value, Payments):
+                wanted[("purchases", app_id)].update(
+                    ref.purchase for ref in value.invoices.values()
+                )
+    _load(ws, wanted)
+    wanted = defaultdict(set)
+    for (_, app_id), ids in ws_keys(ws, ("purchases",)):
+        for row_id in ids:
+            p = ws.rows.get(("purchases", app_id, row_id))
+            if isinstance(p, Purchase) and p.owner:
+                wanted[("users", app_id)].add(p.owner)
+    _load(ws, wanted)
+    wanted = defaultdict(set)
+    for (_, app_id), ids in ws_keys(ws, ("users",)):
+        for row_id in ids:
+            customer_id = ws.rows.get(("users", app_id, row_id))
+            if isinstance(customer_id, str):
+                wanted[("customers", app_id)].add(customer_id)
+    _load(ws, wanted)
+
+
+def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
+    if isinstance(record, apps.AppEvent):
+        return
+    app_id = record.app_id
+    wanted[("apps", app_id)].add("")
+    match record:
+        case TokenPosted(app_user_id=user, fetch_token=token):
+            wanted[("users", app_id)].add(user)
+            wanted[("purchases", app_id)].add(token)
+            wanted[("purchase_links", app_id)].add(token)
+        case AttributesPosted(app_user_id=user):
+            wanted[("users", app_id)].add(user)
+        case _:
+            pass
+    match obj:
+        case objects.Subscription(id=key):
+            wanted[("purchases", app_id)].add(key)
+        case objects.CheckoutSession(id=session_id, subscription=sub):
+            wanted[("purchase_links", app_id)].add(session_id)
+            wanted[("purchases", app_id)].update(k for k in (session_id, objects.ref_id(sub)) if k)
+        case objects.Invoice():
+            wanted[("purchases", app_id)].update(k for k in (invoice_subscription(obj),) if k)
+            wanted[("payments", app_id)].add(objects.ref_id(obj.customer) or "-")
+        case objects.Charge(customer=customer):
+            wanted[("payments", app_id)].add(objects.ref_id(customer) or "-")
+        case _:
+            pass
+
+
+def ws_keys(ws: WorkingSet, tables: tuple[str, ...]) -> list[tuple[tuple[str, str], list[str]]]:
+    grouped: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+    for table, app_id, row_id in ws.rows:
+        if table in tables:
+            grouped[(table, app_id)].append(row_id)
+    return list(grouped.items())
+
+
+def _load(ws: WorkingSet, wanted: Wanted) -> None:
+    for (table, app_id), ids in sorted(wanted.items()):
+        ws.prefetch(table, app_id, sorted(ids))
