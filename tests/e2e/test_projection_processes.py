@@ -90,21 +90,24 @@ def test_scenario_through_a_real_server_then_rebuild(server: Server, database_ur
 def test_two_projector_processes_never_double_apply(postgres_url: str, tmp_path: Path) -> None:
     app_id, pk, sk = new_app(postgres_url)
     env = {**os.environ, "SUBLEDGER_DATABASE_URL": postgres_url}
-    projectors = [
-        subprocess.Popen(
-            [sys.executable, "-m", "subledger.cli", "project", "--batch-size", "2"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / f"projector-{n}.log").open("wb"),
-        )
-        for n in range(2)
-    ]
-    server = start_server(postgres_url, tmp_path, SUBLEDGER_PROJECTOR="external")
+    projectors: list[subprocess.Popen[bytes]] = []
+    server = None
     try:
+        for n in range(2):
+            projectors.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "subledger.cli", "project", "--batch-size", "2"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=(tmp_path / f"projector-{n}.log").open("wb"),
+                )
+            )
+        server = start_server(postgres_url, tmp_path, SUBLEDGER_PROJECTOR="external")
         doc = run_scenario(server, app_id, pk, sk)
         assert doc["subscriptions"]["prod_TKbE3nVq8YhXcM"]["refunded_at"] == "2026-10-11T10:11:00Z"
     finally:
-        stop_server(server)
+        if server is not None:
+            stop_server(server)
         for process in projectors:
             process.terminate()
             process.wait(timeout=10)

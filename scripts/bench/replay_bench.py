@@ -1,0 +1,201 @@
+"""Rebuild speed: `subledger replay` over generated facts, next to a bare read+decode baseline.
+
+For each size and store: generate realistic facts (scripts/bench/factgen.py) into a fresh
+store, then in fresh child processes (so peak RSS is the work's own) run
+  - baseline: read the stored events with plain SQL in pages, msgpack-decode each fact and
+    msgspec-decode its Stripe body (what any projection must at least do), and
+  - replay: `Replay(...).run()` — rebuild every projection into fresh tables and swap,
+reporting facts/s, the ratio to the baseline, and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "scripts" / "bench"), str(ROOT / "src"), str(ROOT)]
+PG = (
+    os.environ.get("SUBLEDGER_TEST_DATABASE_URL", "") or "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def generate(url: str, count: int) -> float:
+    from factgen import generate as facts
+
+    from subledger.apps import AppConfig
+    from subledger.ledger import Ledger
+    from subledger.settings import parse_database_url
+
+    ledger = Ledger(parse_database_url(url))
+    app, _, _ = ledger.create_app(
+        "bench", AppConfig(), entitlements={"pro": ["prod_TKbE3nVq8YhXcM"]}
+    )
+    started = time.perf_counter()
+    page: list[Any] = []
+    for fact in facts(app.app_id, count):
+        page.append(fact)
+        if len(page) == 2000:
+            ledger.record_new(page)
+            page = []
+    if page:
+        ledger.record_new(page)
+    ledger.close()
+    return time.perf_counter() - started
+
+
+def baseline(url: str) -> dict[str, Any]:
+    """Plain SQL pages of (id, topic, state) + the same decoding the fold starts with."""
+    from projections.prefetch import decode_stripe
+    from subledger.settings import parse_database_url
+    from subledger.store import decode_record, pg_conninfo
+
+    database = parse_database_url(url)
+    started = time.perf_counter()
+    count = 0
+    last = 0
+    if database.kind == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(database.path)
+        query = "SELECT rowid, topic, state FROM stored_events WHERE rowid > ? ORDER BY rowid LIMIT 2000"
+        fetch = lambda after: conn.execute(query, (after,)).fetchall()  # noqa: E731
+    else:
+        import psycopg
+
+        conn = psycopg.connect(**pg_conninfo(database))
+        table = f'"{database.schema}".ledger_events'
+        query = f"SELECT notification_id, topic, state FROM {table} WHERE notification_id > %s ORDER BY notification_id LIMIT 2000"
+        fetch = lambda after: conn.execute(query, (after,)).fetchall()  # noqa: E731
+    while rows := fetch(last):
+        for position, topic, state in rows:
+            decode_stripe(decode_record(topic, bytes(state)))
+            count += 1
+            last = position
+    conn.close()
+    elapsed = time.perf_counter() - started
+    return {"facts": count, "seconds": elapsed, "rate": count / elapsed, "peak_rss_mb": rss_mb()}
+
+
+def replay(url: str) -> dict[str, Any]:
+    from projections.replay import Replay
+    from subledger.ledger import Ledger
+    from subledger.settings import parse_database_url
+
+    ledger = Ledger(parse_database_url(url))
+    started = time.perf_counter()
+    result = Replay(ledger, batch_size=2000).run()
+    elapsed = time.perf_counter() - started
+    ledger.close()
+    return {
+        "facts": result.facts,
+        "seconds": elapsed,
+        "rate": result.facts / elapsed,
+        "peak_rss_mb": rss_mb(),
+        "checksums": {c.projection: c.checksum[:16] for c in result.checksums},
+    }
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(kind: str, url: str) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def fresh_url(store: str, tmp: Path) -> str:
+    if store == "sqlite":
+        return f"sqlite:///{tmp / f'replay-{uuid.uuid4().hex[:8]}.db'}"
+    return f"{PG}{'&' if '?' in PG else '?'}schema=bench_{uuid.uuid4().hex[:8]}"
+
+
+def drop(url: str) -> None:
+    if url.startswith("sqlite"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+        return
+    import psycopg
+
+    schema = url.rsplit("schema=", 1)[1]
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="sqlite:100000,postgresql:100000,postgresql:1000000")
+    parser.add_argument("--quick", action="store_true", help="sqlite:5000,postgresql:5000")
+    parser.add_argument("--json", metavar="FILE", help="also write results as JSON")
+    parser.add_argument("--tmp", default="/tmp")
+    args = parser.parse_args()
+    if args.child:
+        kind, url = args.child
+        print(json.dumps(baseline(url) if kind == "baseline" else replay(url)))
+        return
+    sizes = "sqlite:5000,postgresql:5000" if args.quick else args.sizes
+    print(f"machine: {machine()}")
+    print(f"command: scripts/bench/replay {' '.join(sys.argv[1:])}".rstrip())
+    results = []
+    for spec in sizes.split(","):
+        store, count = spec.split(":")
+        url = fresh_url(store, Path(args.tmp))
+        try:
+            generated = generate(url, int(count))
+            base = child("baseline", url)
+            rebuilt = child("replay", url)
+        finally:
+            drop(url)
+        row = {
+            "store": store,
+            "facts": rebuilt["facts"],
+            "generate_s": round(generated, 1),
+            "baseline_rate": round(base["rate"]),
+            "replay_rate": round(rebuilt["rate"]),
+            "replay_s": round(rebuilt["seconds"], 1),
+            "ratio": round(rebuilt["rate"] / base["rate"], 3),
+            "replay_peak_rss_mb": round(rebuilt["peak_rss_mb"]),
+            "baseline_peak_rss_mb": round(base["peak_rss_mb"]),
+        }
+        results.append(row)
+        print(
+            f"{store:<10} {row['facts']:>9} facts  baseline {row['baseline_rate']:>7,}/s  "
+            f"replay {row['replay_rate']:>6,}/s ({row['replay_s']} s)  ratio {row['ratio']:.2f}  "
+            f"peak RSS replay {row['replay_peak_rss_mb']} MB (baseline {row['baseline_peak_rss_mb']} MB)",
+            flush=True,
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
