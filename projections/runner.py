@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,6 +79,7 @@ class Projector:
         self.position = -1
         self.generation = -1
         self.facts = 0
+        self.lags_ms: deque[int] = deque(maxlen=20_000)  # append → projected, recent facts
 
     def stored_state(self, cur: Cursor) -> tuple[int, int]:
         """(tracked position, table generation) as committed by whoever wrote last."""
@@ -114,19 +116,21 @@ class Projector:
                 pending = [n for n in notifications if n.id > position]
                 if not pending:
                     return 0
-                self.apply(cur, pending)
+                received = self.apply(cur, pending)
         except BaseException:
             self.forget()
             raise
+        now_ms = time.time_ns() // 1_000_000
+        self.lags_ms.extend(now_ms - at for at in received)
         self.position = pending[-1].id
         self.facts += len(pending)
         with self._changed:
             self._changed.notify_all()
         return len(pending)
 
-    def apply(self, cur: Cursor, notifications: Sequence[Notification]) -> None:
+    def apply(self, cur: Cursor, notifications: Sequence[Notification]) -> list[int]:
         """Fold `notifications` (in log order) into the tables and track the last one, inside
-        the caller's locked transaction."""
+        the caller's locked transaction; returns the facts' receive times (for lag)."""
         ws = WorkingSet(self.db, cur, self.prefix, self.cache)
         batch = []
         for n in notifications:
@@ -140,6 +144,7 @@ class Projector:
         ws.flush()
         tracking = Tracking(self.tracking_name, notifications[-1].id)
         self.recorder._insert_tracking(cur, tracking)  # type: ignore[attr-defined]
+        return [r.received_at_ms for _, r, _ in batch]
 
     def forget(self) -> None:
         """Drop everything cached: the next batch re-reads position and rows."""
@@ -186,4 +191,16 @@ class Projector:
         self.db.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"position": self.position, "facts": self.facts, "prefix": self.prefix}
+        """Position and recent lag (receive time → projected) for /ready and benchmarks."""
+        lags = sorted(self.lags_ms)
+
+        def pct(q: float) -> int | None:
+            return lags[min(len(lags) - 1, int(q * len(lags)))] if lags else None
+
+        return {
+            "position": self.position,
+            "facts": self.facts,
+            "lag_ms_p50": pct(0.50),
+            "lag_ms_p99": pct(0.99),
+            "lag_samples": len(lags),
+        }

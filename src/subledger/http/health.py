@@ -28,4 +28,14 @@ async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
         raise ApiError(
             503, STORE_UNAVAILABLE, f"store not reachable: {type(error).__name__}"
         ) from None
-    return {"status": "ready", "store": service.settings.database.kind, "position": position}
+    projection = (
+        service.projector.describe()
+        if service.projector is not None
+        else {"position": await anyio.to_thread.run_sync(service.reader.position), "external": True}
+    )
+    return {
+        "status": "ready",
+        "store": service.settings.database.kind,
+        "position": position,
+        "projection": projection,
+    }

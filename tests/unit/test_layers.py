@@ -1,0 +1,72 @@
+"""The dependency rule of STYLE.md, checked on the import statements themselves."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def modules(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def test_projections_never_import_http_or_cli() -> None:
+    for path in modules(ROOT / "projections"):
+        bad = {m for m in imports(path) if m.startswith(("subledger.http", "subledger.cli"))}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_nothing_outside_the_entry_points_imports_http_or_cli() -> None:
+    for path in modules(ROOT / "src" / "subledger"):
+        relative = path.relative_to(ROOT / "src" / "subledger")
+        if relative.parts[0] in ("http", "cli"):
+            continue
+        bad = {m for m in imports(path) if m.startswith(("subledger.http", "subledger.cli"))}
+        assert not bad, f"{relative} imports {bad}"
+
+
+def reads_environment(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+            return True
+    return False
+
+
+def test_only_the_cli_entry_point_reads_the_environment() -> None:
+    """Settings.from_env(environ) is the one parser; `subledger` hands it os.environ."""
+    allowed = {ROOT / "src" / "subledger" / "cli" / "__init__.py"}
+    for folder in (ROOT / "src" / "subledger", ROOT / "projections"):
+        for path in modules(folder):
+            if path not in allowed:
+                assert not reads_environment(path), path.relative_to(ROOT)
+
+
+def test_folds_have_no_clock_or_randomness() -> None:
+    pure = [
+        "fold.py",
+        "purchases.py",
+        "subscriptions.py",
+        "ownership.py",
+        "documents.py",
+        "linking.py",
+        "payments.py",
+        "explain.py",
+    ]
+    for name in pure:
+        found = imports(ROOT / "projections" / name)
+        assert not found & {"random", "datetime", "os", "secrets"}, name
+        text = (ROOT / "projections" / name).read_text()
+        assert "time.time" not in text and "uuid4" not in text, name
