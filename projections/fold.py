@@ -225,17 +225,7 @@ class Fold:
         return changed
 
     def claim_by_detection(self, ctx: Context, p: Purchase, app: AppState) -> Purchase:
-        latest = p.subs[-1] if p.subs else None
-        session = p.session
-        owner, how = detect_owner(
-            app,
-            ctx.app_id,
-            p.key,
-            customer=(latest.customer if latest else None)
-            or (session.customer if session else None),
-            subscription_metadata=latest.metadata if latest else {},
-            session_metadata=session.metadata if session else {},
-        )
+        owner, how = self.detect(ctx, p, app)
         p = msgspec.structs.replace(p, known_at=ctx.position, known_by="tracking")
         p, _, _ = self.take(ctx, p, owner)
         text = f"{p.key} tracked from a notification; owner {owner} detected from {how}"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from subledger.facts import Fact, NotificationReceived, TokenPosted, notification_id
+from subledger.facts import Fact, TokenPosted, received_notification
 
 SCENARIO = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "scenario-basic"
 MONTH = 30 * 86_400
@@ -53,16 +53,15 @@ def purchase_facts(app_id: str, n: int, rng: random.Random) -> list[tuple[int, F
     def note(kind: str, created: int, mutate: Any) -> None:
         event_id = f"evt_B{n:09d}_{len(facts):02d}"
         body = _event(kind, event_id, created, mutate)
-        fact = NotificationReceived(
-            originator_id=notification_id(app_id, event_id),
-            app_id=app_id,
-            received_at_ms=(created + rng.randrange(0, 5)) * 1000,
+        fact = received_notification(
+            app_id,
             event_id=event_id,
-            type=kind,
+            event_type=kind,
             created=created,
             livemode=False,
             api_version="2026-10-28.endive",
             body=body,
+            received_at_ms=(created + rng.randrange(0, 5)) * 1000,
             secret_fingerprint="bench",
         )
         facts.append((created, fact))

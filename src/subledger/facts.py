@@ -92,6 +92,33 @@ class StripeObjectRead(Fact, frozen=True, kw_only=True):
     kind: ClassVar[str] = "stripe-read"
 
 
+def received_notification(
+    app_id: str,
+    *,
+    event_id: str,
+    event_type: str,
+    created: int,
+    livemode: bool,
+    api_version: str | None,
+    body: bytes,
+    received_at_ms: int,
+    secret_fingerprint: str,
+) -> NotificationReceived:
+    """The fact for a verified notification, under its deterministic per-app id."""
+    return NotificationReceived(
+        originator_id=notification_id(app_id, event_id),
+        app_id=app_id,
+        received_at_ms=received_at_ms,
+        event_id=event_id,
+        type=event_type,
+        created=created,
+        livemode=livemode,
+        api_version=api_version,
+        body=body,
+        secret_fingerprint=secret_fingerprint,
+    )
+
+
 def notification_id(app_id: str, event_id: str) -> uuid.UUID:
     """Deterministic sequence id per (app, Stripe event): the store's uniqueness dedups."""
     return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{app_id}\x00{event_id}")

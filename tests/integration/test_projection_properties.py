@@ -13,10 +13,10 @@ from projections.reader import Reader
 from projections.replay import Replay
 from projections.runner import Projector
 from subledger.apps import AppConfig
-from subledger.facts import Fact, NotificationReceived, TokenPosted, notification_id
+from subledger.facts import Fact, TokenPosted
 from subledger.ledger import Ledger
 from subledger.settings import Database
-from subledger.stripe.payloads import decode_envelope
+from subledger.stripe.payloads import decode_envelope, notification_fact
 from tests.samples import scenario_bodies
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
@@ -52,18 +52,8 @@ def store(database: Database) -> Iterator[Store]:
 
 
 def notification(app_id: str, body: bytes, at: int) -> Fact:
-    event = decode_envelope(body)
-    return NotificationReceived(
-        originator_id=notification_id(app_id, event.id),
-        app_id=app_id,
-        received_at_ms=at,
-        event_id=event.id,
-        type=event.type,
-        created=event.created,
-        livemode=event.livemode,
-        api_version=event.api_version,
-        body=body,
-        secret_fingerprint="test",
+    return notification_fact(
+        app_id, decode_envelope(body), body, received_at_ms=at, secret_fingerprint="test"
     )
 
 

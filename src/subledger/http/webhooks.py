@@ -12,12 +12,17 @@ import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.params import FromPath
 
-from subledger.facts import NotificationReceived, notification_id
+from subledger.facts import NotificationReceived
 from subledger.http import errors
 from subledger.http.errors import ApiError
 from subledger.registry import LoadedApp
 from subledger.service import Service
-from subledger.stripe.payloads import SUPPORTED_EVENT_TYPES, PayloadError, decode_envelope
+from subledger.stripe.payloads import (
+    SUPPORTED_EVENT_TYPES,
+    PayloadError,
+    decode_envelope,
+    notification_fact,
+)
 from subledger.stripe.signature import SignatureError, verify
 
 log = logging.getLogger("subledger.webhooks")
@@ -94,17 +99,8 @@ async def _verified_fact(
             f"event type {event.type!r} is not supported; send only: "
             + ", ".join(SUPPORTED_EVENT_TYPES),
         )
-    return NotificationReceived(
-        originator_id=notification_id(app_id, event.id),
-        app_id=app_id,
-        received_at_ms=time.time_ns() // 1_000_000,
-        event_id=event.id,
-        type=event.type,
-        created=event.created,
-        livemode=event.livemode,
-        api_version=event.api_version,
-        body=body,
-        secret_fingerprint=matched,
+    return notification_fact(
+        app_id, event, body, received_at_ms=time.time_ns() // 1_000_000, secret_fingerprint=matched
     )
 
 

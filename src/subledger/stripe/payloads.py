@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from subledger.facts import NotificationReceived, received_notification
+
 SUPPORTED_EVENT_TYPES: tuple[str, ...] = (
     "customer.subscription.created",
     "customer.subscription.updated",
@@ -55,6 +57,22 @@ def decode_envelope(body: bytes) -> EventEnvelope:
     if event.object != "event" or not event.id.startswith("evt_") or not event.type:
         raise PayloadError('body is not a Stripe event (needs object "event" and an evt_ id)')
     return event
+
+
+def notification_fact(
+    app_id: str, event: EventEnvelope, body: bytes, *, received_at_ms: int, secret_fingerprint: str
+) -> NotificationReceived:
+    return received_notification(
+        app_id,
+        event_id=event.id,
+        event_type=event.type,
+        created=event.created,
+        livemode=event.livemode,
+        api_version=event.api_version,
+        body=body,
+        received_at_ms=received_at_ms,
+        secret_fingerprint=secret_fingerprint,
+    )
 
 
 def json_object(body: bytes) -> dict[str, Any]:
