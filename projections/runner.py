@@ -159,7 +159,7 @@ class Projector:
             if n == 0:
                 return applied
 
-    def run(self, stop: threading.Event, poll_s: float = 0.02) -> None:
+    def run(self, stop: threading.Event, poll_s: float = 0.025) -> None:
         """Follow the log until `stop`; store errors are logged and retried with back-off."""
         backoff = 0.05
         while not stop.is_set():

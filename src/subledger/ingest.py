@@ -30,11 +30,9 @@ class GroupCommitter:
         record_new: Recorder,
         *,
         max_group: int = 256,
-        on_commit: Callable[[], None] = lambda: None,
         note_duplicates: Noter = lambda facts: None,
     ) -> None:
         self._record_new = record_new
-        self._on_commit = on_commit
         self._note_duplicates = note_duplicates
         self._max_group = max_group
         self._queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]] | None = None
@@ -70,7 +68,6 @@ class GroupCommitter:
             return
         self.groups += 1
         self.facts += len(group)
-        self._on_commit()
         for (_, future), position in zip(group, positions, strict=True):
             if not future.done():
                 future.set_result(position)

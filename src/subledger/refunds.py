@@ -44,15 +44,17 @@ class RefundLinker:
 
     def step(self) -> int:
         """Handle refunds after the cursor; returns how many reads were recorded."""
+        if not self.registry.any_stripe_key():
+            return 0
         start = self.reader.meta(CURSOR) + 1
         stop = self.ledger.last_position()
+        if stop < start:
+            return 0
         recorded = 0
-        for position, fact in self.ledger.records(start, stop=stop, topics=TOPICS):
+        for _, fact in self.ledger.records(start, stop=stop, topics=TOPICS):
             if fact.type == "charge.refunded":
                 recorded += self._link(fact)
-            self.reader.set_meta(CURSOR, position)
-        if stop >= start:
-            self.reader.set_meta(CURSOR, stop)
+        self.reader.set_meta(CURSOR, stop)  # a crash before this re-reads: reads are idempotent
         return recorded
 
     def _link(self, fact: NotificationReceived) -> int:

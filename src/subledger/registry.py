@@ -82,6 +82,9 @@ class AppRegistry:
         if time.monotonic() - self._last_refresh >= max_age_s:
             self.refresh()
 
+    def any_stripe_key(self) -> bool:
+        return any(app.stripe_api_key for app in self._by_id.values())
+
     def cached(self, app_id: str) -> LoadedApp | None:
         """The app as of the last refresh (no I/O: safe on the event loop)."""
         return self._by_id.get(app_id)

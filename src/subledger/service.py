@@ -33,10 +33,11 @@ class Service:
         self.registry = AppRegistry(self.ledger, self.sealer)
         self.projector = Projector(self.ledger) if settings.projector == "inprocess" else None
         self.reader = Reader(settings.database)
+        # Ingest does not wake the projector: under load it would run one tiny batch per
+        # commit; its 25 ms poll gathers them (readers that wait wake it themselves).
         self.committer = GroupCommitter(
             self.ledger.record_new,
             max_group=settings.ingest_max_group,
-            on_commit=self.appended,
             note_duplicates=self.ledger.note_redeliveries,
         )
         self.reads = StripeReads(

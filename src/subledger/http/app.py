@@ -36,4 +36,5 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
         on_shutdown=[running.close_async, running.stop],
         state=State({"service": running}),
         debug=False,
+        logging_config=None,  # keep subledger's JSON-lines logging (subledger.logs)
     )

@@ -111,9 +111,8 @@ async def _load(service: Service, app_id: str) -> LoadedApp | None:
 async def _append(service: Service, fact: NotificationReceived) -> int | None:
     """Wait for the shared commit, at most the store timeout (then 503; Stripe retries)."""
     try:
-        return await asyncio.wait_for(
-            asyncio.shield(service.committer.submit(fact)), service.settings.store_timeout_s
-        )
+        async with asyncio.timeout(service.settings.store_timeout_s):
+            return await service.committer.submit(fact)
     except TimeoutError:
         raise ApiError(
             503, errors.STORE_UNAVAILABLE, "the store did not confirm in time; retry"
@@ -121,6 +120,8 @@ async def _append(service: Service, fact: NotificationReceived) -> int | None:
 
 
 def _log(fields: dict[str, Any], started: float, status: int, outcome: str, **more: Any) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
     log.info(
         "stripe webhook",
