@@ -95,6 +95,9 @@ class ViewDb:
             else:
                 with conn.transaction(), conn.cursor() as cur:
                     cur.execute(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'")
+                    # Read models are derived: a crash may lose the last commits, and with
+                    # them their tracking rows, so the projector re-applies those facts.
+                    cur.execute("SET LOCAL synchronous_commit = off")
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTION_LOCK,))
                     yield cur
         except (sqlite3.OperationalError, psycopg.OperationalError):

@@ -10,13 +10,14 @@ from projections import purchases as rules
 from projections.explain import describe_view_change, view_changes
 from projections.linking import link_charges
 from projections.model import InvoiceRef, LinkedCharge, Payments
+from projections.tables import PAYMENTS
 from subledger.facts import StripeObjectRead
 from subledger.stripe import objects
 
 if TYPE_CHECKING:
-    from projections.fold import Context, Fold
+    from projections.context import Context
+    from projections.fold import Fold
 
-PAYMENTS = "payments"
 HOW = {
     "charge.invoice": "the charge's invoice field",
     "invoice_payment": "Stripe's invoice payment for its payment intent",

@@ -14,6 +14,7 @@ import msgspec
 
 from projections.model import Payments, Purchase
 from projections.purchases import invoice_subscription
+from projections.tables import APPS, CUSTOMERS, LINKS, PAYMENTS, PURCHASES, USERS
 from projections.workingset import WorkingSet
 from subledger import apps
 from subledger.facts import (
@@ -48,29 +49,27 @@ def prefetch(ws: WorkingSet, batch: list[tuple[int, Any, Any]]) -> None:
         _first_round(wanted, record, obj)
     _load(ws, wanted)
     wanted = defaultdict(set)
-    for (table, app_id), ids in list(ws_keys(ws, ("purchase_links", "payments"))):
+    for (table, app_id), ids in list(ws_keys(ws, (LINKS, PAYMENTS))):
         for row_id in ids:
             value = ws.rows.get((table, app_id, row_id))
             if isinstance(value, str):
-                wanted[("purchases", app_id)].add(value)
+                wanted[(PURCHASES, app_id)].add(value)
             elif isinstance(value, Payments):
-                wanted[("purchases", app_id)].update(
-                    ref.purchase for ref in value.invoices.values()
-                )
+                wanted[(PURCHASES, app_id)].update(ref.purchase for ref in value.invoices.values())
     _load(ws, wanted)
     wanted = defaultdict(set)
-    for (_, app_id), ids in ws_keys(ws, ("purchases",)):
+    for (_, app_id), ids in ws_keys(ws, (PURCHASES,)):
         for row_id in ids:
-            p = ws.rows.get(("purchases", app_id, row_id))
+            p = ws.rows.get((PURCHASES, app_id, row_id))
             if isinstance(p, Purchase) and p.owner:
-                wanted[("users", app_id)].add(p.owner)
+                wanted[(USERS, app_id)].add(p.owner)
     _load(ws, wanted)
     wanted = defaultdict(set)
-    for (_, app_id), ids in ws_keys(ws, ("users",)):
+    for (_, app_id), ids in ws_keys(ws, (USERS,)):
         for row_id in ids:
-            customer_id = ws.rows.get(("users", app_id, row_id))
+            customer_id = ws.rows.get((USERS, app_id, row_id))
             if isinstance(customer_id, str):
-                wanted[("customers", app_id)].add(customer_id)
+                wanted[(CUSTOMERS, app_id)].add(customer_id)
     _load(ws, wanted)
 
 
@@ -78,27 +77,27 @@ def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
     if isinstance(record, apps.AppEvent):
         return
     app_id = record.app_id
-    wanted[("apps", app_id)].add("")
+    wanted[(APPS, app_id)].add("")
     match record:
         case TokenPosted(app_user_id=user, fetch_token=token):
-            wanted[("users", app_id)].add(user)
-            wanted[("purchases", app_id)].add(token)
-            wanted[("purchase_links", app_id)].add(token)
+            wanted[(USERS, app_id)].add(user)
+            wanted[(PURCHASES, app_id)].add(token)
+            wanted[(LINKS, app_id)].add(token)
         case AttributesPosted(app_user_id=user):
-            wanted[("users", app_id)].add(user)
+            wanted[(USERS, app_id)].add(user)
         case _:
             pass
     match obj:
         case objects.Subscription(id=key):
-            wanted[("purchases", app_id)].add(key)
+            wanted[(PURCHASES, app_id)].add(key)
         case objects.CheckoutSession(id=session_id, subscription=sub):
-            wanted[("purchase_links", app_id)].add(session_id)
-            wanted[("purchases", app_id)].update(k for k in (session_id, objects.ref_id(sub)) if k)
+            wanted[(LINKS, app_id)].add(session_id)
+            wanted[(PURCHASES, app_id)].update(k for k in (session_id, objects.ref_id(sub)) if k)
         case objects.Invoice():
-            wanted[("purchases", app_id)].update(k for k in (invoice_subscription(obj),) if k)
-            wanted[("payments", app_id)].add(objects.ref_id(obj.customer) or "-")
+            wanted[(PURCHASES, app_id)].update(k for k in (invoice_subscription(obj),) if k)
+            wanted[(PAYMENTS, app_id)].add(objects.ref_id(obj.customer) or "-")
         case objects.Charge(customer=customer):
-            wanted[("payments", app_id)].add(objects.ref_id(customer) or "-")
+            wanted[(PAYMENTS, app_id)].add(objects.ref_id(customer) or "-")
         case _:
             pass
 

@@ -14,16 +14,20 @@ from projections.model import AppState, Customer, Payments, Purchase, TokenOutco
 LIVE = "sl_"
 REBUILD = "slr_"
 
+PURCHASES, LINKS, PAYMENTS = "purchases", "purchase_links", "payments"
+APPS, USERS, CUSTOMERS, TOKENS = "apps", "users", "customers", "tokens"
+DOCUMENTS = "documents"
+
 # table → (projection, row type)
 STATE_TABLES: dict[str, tuple[str, Any]] = {
-    "purchases": ("purchases", Purchase),
-    "purchase_links": ("purchases", str),
-    "payments": ("purchases", Payments),
-    "apps": ("ownership", AppState),
-    "users": ("ownership", str),
-    "customers": ("ownership", Customer),
-    "tokens": ("ownership", TokenOutcome),
-    "documents": ("customers", Subscriber),
+    PURCHASES: ("purchases", Purchase),
+    LINKS: ("purchases", str),
+    PAYMENTS: ("purchases", Payments),
+    APPS: ("ownership", AppState),
+    USERS: ("ownership", str),
+    CUSTOMERS: ("ownership", Customer),
+    TOKENS: ("ownership", TokenOutcome),
+    DOCUMENTS: ("customers", Subscriber),
 }
 HISTORY = "history"
 PROJECTIONS: tuple[str, ...] = ("purchases", "ownership", "customers", "history")

@@ -1,0 +1,210 @@
+"""Who holds a purchase, step by step in log order: tokens, detection, aliases, transfers
+(SPEC 7.3, 7.4). The rules themselves are pure functions in ownership.py."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from projections.context import Context
+from projections.model import AppState, Customer, Purchase, TokenOutcome
+from projections.ownership import (
+    ALIASED,
+    OWNED,
+    REFUSED,
+    TRANSFERRED,
+    UNCHANGED,
+    apply_attributes,
+    decide,
+    detect_owner,
+    merge,
+    new_customer,
+    seen,
+    with_purchase,
+    without_purchase,
+)
+from projections.tables import CUSTOMERS, LINKS, PURCHASES, TOKENS
+from subledger.facts import TokenPosted
+from subledger.identity import is_anonymous
+
+if TYPE_CHECKING:
+    from projections.fold import Fold
+
+
+class Claims:
+    def __init__(self, fold: Fold) -> None:
+        self.fold = fold
+
+    def claim_by_detection(self, ctx: Context, p: Purchase, app: AppState) -> Purchase:
+        owner, how = self.detect(ctx, p, app)
+        p = msgspec.structs.replace(p, known_at=ctx.position, known_by="tracking")
+        p, _, _ = self.take(ctx, p, owner)
+        text = f"{p.key} tracked from a notification; owner {owner} detected from {how}"
+        self.fold.record(
+            ctx.app_id, [p.key, owner], ctx.entry(text, {"purchase": p.key, "owner": owner})
+        )
+        self.record_applied(ctx, p)
+        return p
+
+    def detect(self, ctx: Context, p: Purchase, app: AppState) -> tuple[str, str]:
+        latest = p.subs[-1] if p.subs else None
+        session = p.session
+        return detect_owner(
+            app,
+            ctx.app_id,
+            p.key,
+            customer=(latest.customer if latest else None)
+            or (session.customer if session else None),
+            subscription_metadata=latest.metadata if latest else {},
+            session_metadata=session.metadata if session else {},
+        )
+
+    def identify(self, ctx: Context, p: Purchase, app: AppState) -> Purchase:
+        """A tracked purchase fell back to an anonymous owner; a later snapshot names the
+        user (e.g. the Checkout Session's metadata): alias them, as a token would."""
+        detected, how = self.detect(ctx, p, app)
+        owner = self.fold.customer_of(ctx.app_id, p.owner)
+        if is_anonymous(detected) or (owner is not None and detected in owner.ids):
+            return p
+        p, _, message = self.take(ctx, p, detected)
+        text = f"{detected} detected from {how}: " + message
+        self.fold.record(
+            ctx.app_id, [p.key, detected], ctx.entry(text, {"purchase": p.key, "owner": detected})
+        )
+        return p
+
+    def record_applied(self, ctx: Context, p: Purchase) -> None:
+        for waited in p.waiting:
+            text = f"waited since position {waited} for a token, applied at position {ctx.position}"
+            self.fold.record(
+                ctx.app_id, [p.key], ctx.entry(text, {"purchase": p.key, "waited": str(waited)})
+            )
+
+    def resolve(self, app_id: str, token: str) -> str:
+        """A subscription-mode Checkout Session stands for the subscription it created."""
+        if not token.startswith("cs_"):
+            return token
+        linked: str | None = self.fold.ws.get(LINKS, app_id, token)
+        return linked or token
+
+    def ensure_customer(self, ctx: Context, app_user_id: str) -> Customer:
+        found = self.fold.customer_of(ctx.app_id, app_user_id)
+        if found is None:
+            found = new_customer(app_user_id, ctx.position, ctx.received_at_ms)
+        return seen(found, ctx.received_at_ms)
+
+    def token(self, position: int, fact: TokenPosted) -> None:
+        ctx = Context(fact.app_id, position, fact.received_at_ms, "token", None)
+        key = self.resolve(fact.app_id, fact.fetch_token)
+        customer = self.ensure_customer(ctx, fact.app_user_id)
+        if fact.attributes:
+            customer, _ = apply_attributes(customer, fact.attributes, fact.received_at_ms)
+        self.fold.save_customer(fact.app_id, customer)
+        kind = "subscription" if key.startswith("sub_") else "unknown"
+        p = self.fold.purchase(fact.app_id, key) or Purchase(key=key, kind=kind)
+        became_known = p.known_at is None
+        if became_known:
+            p = msgspec.structs.replace(p, known_at=position, known_by="token")
+        p, outcome, message = self.take(ctx, p, fact.app_user_id)
+        self.fold.save_purchase(fact.app_id, p)
+        self.fold.ws.put(
+            TOKENS,
+            fact.app_id,
+            fact.originator_id.hex,
+            TokenOutcome(
+                position=position,
+                app_user_id=fact.app_user_id,
+                fetch_token=fact.fetch_token,
+                purchase=key,
+                outcome=outcome,
+                message=message,
+            ),
+        )
+        ids = {"app_user_id": fact.app_user_id, "purchase": key, "token": fact.fetch_token}
+        self.fold.record(
+            fact.app_id, [fact.app_user_id, key, fact.fetch_token], ctx.entry(message, ids)
+        )
+        if became_known:
+            self.record_applied(ctx, p)
+
+    def take(self, ctx: Context, p: Purchase, app_user_id: str) -> tuple[Purchase, str, str]:
+        """Apply SPEC 7.4 for `app_user_id` claiming `p`: (purchase, outcome, sentence)."""
+        app = self.fold.app(ctx.app_id)
+        owner = self.fold.customer_of(ctx.app_id, p.owner)
+        view = self.fold.subscription_view(p)
+        active = bool(view and view.expires_date and view.expires_date * 1000 > ctx.received_at_ms)
+        outcome = decide(app_user_id, owner, app.transfer_behavior, purchase_active=active)
+        message = outcome_text(outcome, app_user_id, p.key, owner, app.transfer_behavior)
+        claimant = self.ensure_customer(ctx, app_user_id)
+        if outcome == OWNED:
+            self.fold.save_customer(ctx.app_id, with_purchase(claimant, p.key))
+            p = msgspec.structs.replace(p, owner=app_user_id)
+        elif outcome == ALIASED and owner is not None:
+            self.alias(ctx.app_id, owner, claimant)
+        elif outcome == TRANSFERRED and owner is not None:
+            self.fold.save_customer(ctx.app_id, without_purchase(owner, p.key))
+            self.fold.save_customer(ctx.app_id, with_purchase(claimant, p.key))
+            p = msgspec.structs.replace(p, owner=app_user_id)
+            text = f"{p.key} transferred from {', '.join(owner.ids)} to {', '.join(claimant.ids)}"
+            ids = {"purchase": p.key, "from": owner.id, "to": app_user_id}
+            self.fold.record(ctx.app_id, [*owner.ids], ctx.entry(text, ids))
+        return p, outcome, message
+
+    def alias(self, app_id: str, a: Customer, b: Customer) -> Customer:
+        merged = merge(a, b)
+        for old in (a, b):
+            if old.id != merged.id:
+                self.fold.ws.delete(CUSTOMERS, app_id, old.id)
+                self.fold.touched.add((app_id, old.id))
+        self.fold.save_customer(app_id, merged)
+        return merged
+
+    def link_session(self, ctx: Context, session_id: str, subscription_id: str) -> None:
+        """A subscription-mode session becomes an alias of its subscription; a token posted
+        for the session before we knew this is carried over to the subscription."""
+        if self.fold.ws.get(LINKS, ctx.app_id, session_id) is not None:
+            return
+        self.fold.ws.put(LINKS, ctx.app_id, session_id, subscription_id)
+        target = self.fold.purchase(ctx.app_id, subscription_id) or Purchase(key=subscription_id)
+        sessions = tuple(sorted({*target.sessions, session_id}))
+        target = msgspec.structs.replace(target, sessions=sessions, kind="subscription")
+        placeholder = self.fold.purchase(ctx.app_id, session_id)
+        if placeholder is not None:
+            self.fold.ws.delete(PURCHASES, ctx.app_id, session_id)
+            holder = self.fold.customer_of(ctx.app_id, placeholder.owner)
+            if holder is not None:
+                self.fold.save_customer(ctx.app_id, without_purchase(holder, session_id))
+            if placeholder.known_at is not None and target.known_at is None:
+                target = msgspec.structs.replace(target, known_at=ctx.position, known_by="token")
+                self.record_applied(ctx, target)
+            if placeholder.owner is not None:
+                target, _, message = self.take(ctx, target, placeholder.owner)
+                text = f"checkout session {session_id} is subscription {subscription_id}: {message}"
+                ids = {"session": session_id, "purchase": subscription_id}
+                self.fold.record(ctx.app_id, [session_id, subscription_id], ctx.entry(text, ids))
+        self.fold.save_purchase(ctx.app_id, target)
+
+
+def outcome_text(
+    outcome: str, app_user_id: str, key: str, owner: Customer | None, behavior: str
+) -> str:
+    """The sentence for a claim, naming the owner as it was before the claim."""
+    holder = ", ".join(owner.ids) if owner else "nobody"
+    return {
+        OWNED: f"{app_user_id} now owns {key}",
+        UNCHANGED: f"{key} already belongs to {app_user_id}: no change",
+        ALIASED: f"owner {holder} aliased with {app_user_id} (anonymous owner: no transfer)",
+        TRANSFERRED: f"{key} transferred to {app_user_id}",
+        REFUSED: f"transfer refused by {behavior}: {key} stays with {holder}",
+    }[outcome]
+
+
+def creates_identity(p: Purchase, app: AppState) -> bool:
+    """Could this snapshot name the user behind an anonymous, notification-created owner?"""
+    return (
+        p.known_by == "tracking"
+        and p.owner is not None
+        and is_anonymous(p.owner)
+        and app.detection != "anonymous"
+    )

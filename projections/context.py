@@ -1,0 +1,41 @@
+"""Where a fact sits in the log: what every history entry it causes carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from projections.model import HistoryEntry
+
+
+def event_subject(event_id: str) -> str:
+    return f"event:{event_id}"
+
+
+class Context(msgspec.Struct, frozen=True):
+    """Where a fact sits in the log: what every history entry it causes carries."""
+
+    app_id: str
+    position: int
+    received_at_ms: int
+    kind: str
+    created: int | None
+    event_id: str | None = None
+
+    def entry(self, text: str, ids: dict[str, str], changes: tuple[Any, ...] = ()) -> HistoryEntry:
+        if self.event_id:
+            ids = {"event": self.event_id, **ids}
+        return HistoryEntry(
+            position=self.position,
+            received_at_ms=self.received_at_ms,
+            kind=self.kind,
+            text=text,
+            created=self.created,
+            ids=ids,
+            changes=changes,
+        )
+
+
+def note(position: int, received_at_ms: int, kind: str, text: str) -> HistoryEntry:
+    return HistoryEntry(position=position, received_at_ms=received_at_ms, kind=kind, text=text)
