@@ -147,8 +147,8 @@ class Replay:
         try:
             end = self.ledger.last_position()
             self.progress(0, end)
-            while shadow.step():
-                self.progress(shadow.position, max(end, shadow.position))
+            shadow.on_commit = lambda position: self.progress(position, max(end, position))
+            shadow.catch_up()
             try:
                 with live.db.write() as cur:
                     result = self._finish(cur, live, shadow, projections, verify)

@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from eventsourcing.persistence import (
@@ -28,7 +29,7 @@ from projections.db import Cursor, ViewDb
 from projections.fold import Fold
 from projections.prefetch import decode_stripe, prefetch
 from projections.tables import LIVE, ddl
-from projections.workingset import RowCache, WorkingSet
+from projections.workingset import Changes, RowCache, WorkingSet
 from subledger.ledger import Ledger
 from subledger.settings import Database, eventsourcing_env
 from subledger.store import ddl_lock, decode_record
@@ -53,6 +54,10 @@ def tracking_table(recorder: TrackingRecorder, database: Database) -> str:
         return "tracking"
     name: str = recorder.tracking_table_name  # type: ignore[attr-defined]
     return f'"{database.schema}"."{name}"'
+
+
+class StaleProjectionError(RuntimeError):
+    """Another writer moved the projection while a batch was being folded."""
 
 
 class Projector:
@@ -80,6 +85,8 @@ class Projector:
         self.generation = -1
         self.facts = 0
         self.lags_ms: deque[int] = deque(maxlen=20_000)  # append → projected, recent facts
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+        self.on_commit: Callable[[int], None] = lambda position: None
 
     def stored_state(self, cur: Cursor) -> tuple[int, int]:
         """(tracked position, table generation) as committed by whoever wrote last."""
@@ -120,18 +127,22 @@ class Projector:
         except BaseException:
             self.forget()
             raise
-        now_ms = time.time_ns() // 1_000_000
-        self.lags_ms.extend(now_ms - at for at in received)
-        self.position = pending[-1].id
-        self.facts += len(pending)
-        with self._changed:
-            self._changed.notify_all()
+        self.committed(pending[-1].id, len(pending), received)
         return len(pending)
 
     def apply(self, cur: Cursor, notifications: Sequence[Notification]) -> list[int]:
         """Fold `notifications` (in log order) into the tables and track the last one, inside
         the caller's locked transaction; returns the facts' receive times (for lag)."""
         ws = WorkingSet(self.db, cur, self.prefix, self.cache)
+        changes, received = self.fold(ws, notifications)
+        ws.write(changes)
+        self.track(cur, notifications[-1].id)
+        return received
+
+    def fold(
+        self, ws: WorkingSet, notifications: Sequence[Notification]
+    ) -> tuple[Changes, list[int]]:
+        """Decode, prefetch and fold a batch; returns its encoded changes and receive times."""
         batch = []
         for n in notifications:
             record = decode_record(n.topic, n.state)
@@ -141,23 +152,65 @@ class Projector:
         for position, record, obj in batch:
             fold.apply(position, record, obj)
         fold.finish()
-        ws.flush()
-        tracking = Tracking(self.tracking_name, notifications[-1].id)
+        return ws.prepare(), [r.received_at_ms for _, r, _ in batch]
+
+    def track(self, cur: Cursor, position: int) -> None:
+        tracking = Tracking(self.tracking_name, position)
         self.recorder._insert_tracking(cur, tracking)  # type: ignore[attr-defined]
-        return [r.received_at_ms for _, r, _ in batch]
 
     def forget(self) -> None:
         """Drop everything cached: the next batch re-reads position and rows."""
         self.cache.clear()
         self.position = self.generation = -1
 
+    def committed(self, position: int, count: int, received: list[int]) -> None:
+        now_ms = time.time_ns() // 1_000_000
+        self.lags_ms.extend(now_ms - at for at in received)
+        self.position = position
+        self.facts += count
+        with self._changed:
+            self._changed.notify_all()
+        self.on_commit(position)
+
     def catch_up(self) -> int:
-        applied = 0
-        while True:
-            n = self.step()
-            applied += n
-            if n == 0:
-                return applied
+        """Apply everything in the log, pipelined: batch N+1 is read and folded while a
+        writer thread commits batch N (the store's work overlaps Python's). Batch N's rows
+        stay visible to N+1 through an overlay until N has committed."""
+        applied = self.step()
+        if applied < self.batch_size:
+            return applied
+        folded_to = self.position
+        in_flight: Future[None] | None = None
+        overlay: dict[Any, Any] = {}
+        try:
+            while page := self.ledger.notifications(folded_to + 1, self.batch_size):
+                with self.db.read() as cur:
+                    ws = WorkingSet(self.db, cur, self.prefix, self.cache, overlay)
+                    changes, received = self.fold(ws, page)
+                if in_flight is not None:
+                    in_flight.result()
+                start, last = folded_to, page[-1].id
+                in_flight = self.writer.submit(self._commit, changes, start, last, received)
+                overlay, folded_to = changes.values, last
+                applied += len(page)
+            if in_flight is not None:
+                in_flight.result()
+        except BaseException:
+            if in_flight is not None:
+                in_flight.exception()  # let the writer finish before forgetting
+            self.forget()
+            raise
+        return applied
+
+    def _commit(self, changes: Changes, start: int, last: int, received: list[int]) -> None:
+        """Writer thread: commit one folded batch if nobody else wrote since `start`."""
+        with self.db.write() as cur:
+            if self.stored_state(cur) != (start, self.generation):
+                raise StaleProjectionError(f"tables changed under the batch after {start}")
+            ws = WorkingSet(self.db, cur, self.prefix, self.cache)
+            ws.write(changes)
+            self.track(cur, last)
+        self.committed(last, len(received), received)
 
     def run(self, stop: threading.Event, poll_s: float = 0.025) -> None:
         """Follow the log until `stop`; store errors are logged and retried with back-off."""
@@ -188,6 +241,7 @@ class Projector:
         return True
 
     def close(self) -> None:
+        self.writer.shutdown(wait=True)
         self.db.close()
 
     def describe(self) -> dict[str, Any]:

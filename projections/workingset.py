@@ -51,12 +51,33 @@ class RowCache:
         self._rows.clear()
 
 
+class Changes(msgspec.Struct):
+    """One batch's writes, encoded: what a writer (maybe another thread) applies."""
+
+    upserts: dict[str, list[tuple[str, str, str]]]
+    deletes: dict[str, list[tuple[str, str]]]
+    history: list[tuple[str, str, int, int, str]]
+    values: dict[Key, Any]  # decoded, for readers while the write is in flight
+
+    @property
+    def size(self) -> int:
+        return len(self.values) + len(self.history)
+
+
 class WorkingSet:
-    def __init__(self, db: ViewDb, cur: Cursor, prefix: str, cache: RowCache) -> None:
+    def __init__(
+        self,
+        db: ViewDb,
+        cur: Cursor,
+        prefix: str,
+        cache: RowCache,
+        overlay: dict[Key, Any] | None = None,
+    ) -> None:
         self.db = db
         self.cur = cur
         self.prefix = prefix
         self.cache = cache
+        self.overlay = overlay or {}  # rows of a batch still being committed elsewhere
         self.rows: dict[Key, Any] = {}
         self.dirty: set[Key] = set()
         self.history: list[tuple[str, str, int, int, HistoryEntry]] = []
@@ -67,6 +88,9 @@ class WorkingSet:
     def get(self, table: str, app_id: str, row_id: str) -> Any:
         key = (table, app_id, row_id)
         if key in self.rows:
+            return self.rows[key]
+        if key in self.overlay:
+            self.rows[key] = self.overlay[key]
             return self.rows[key]
         cached = self.cache.get(key)
         if cached is _MISSING:
@@ -81,6 +105,9 @@ class WorkingSet:
         for row_id in dict.fromkeys(row_ids):
             key = (table, app_id, row_id)
             if key in self.rows:
+                continue
+            if key in self.overlay:
+                self.rows[key] = self.overlay[key]
                 continue
             cached = self.cache.get(key)
             if cached is _MISSING:
@@ -120,12 +147,13 @@ class WorkingSet:
             self.db.q(f"SELECT id FROM {self.prefix}{table} WHERE app_id = ?"), (app_id,)
         )
         stored = {row[0] for row in self.cur.fetchall()}
-        for t, a, row_id in self.rows:
-            if t == table and a == app_id:
-                if self.rows[(t, a, row_id)] is None:
-                    stored.discard(row_id)
-                else:
-                    stored.add(row_id)
+        for changed in (self.overlay, self.rows):
+            for t, a, row_id in changed:
+                if t == table and a == app_id:
+                    if changed[(t, a, row_id)] is None:
+                        stored.discard(row_id)
+                    else:
+                        stored.add(row_id)
         return sorted(stored)
 
     # --- writes ------------------------------------------------------------------------
@@ -144,63 +172,73 @@ class WorkingSet:
         self._seq[seq_key] = seq + 1
         self.history.append((app_id, subject, entry.position, seq, entry))
 
-    def flush(self) -> int:
-        """Write dirty rows and history; returns the number of rows written."""
-        upserts: dict[str, list[tuple[str, str, str]]] = {}
-        deletes: dict[str, list[tuple[str, str]]] = {}
+    def prepare(self) -> Changes:
+        """Encode this batch's writes (canonically, once) and remember them in the cache."""
+        changes = Changes(upserts={}, deletes={}, history=[], values={})
         for table, app_id, row_id in sorted(self.dirty):
-            value = self.rows[(table, app_id, row_id)]
+            key = (table, app_id, row_id)
+            value = self.rows[key]
             if value is None:
-                deletes.setdefault(table, []).append((app_id, row_id))
+                changes.deletes.setdefault(table, []).append((app_id, row_id))
             else:
-                upserts.setdefault(table, []).append((app_id, row_id, encode_row(value)))
-            self.cache.put((table, app_id, row_id), value)
-        for table, rows in upserts.items():
-            self._upsert(table, rows)
-        for table, keys in deletes.items():
-            self._delete(table, keys)
-        if self.history:
-            self._insert_history([(a, s, p, q, encode_row(e)) for a, s, p, q, e in self.history])
-        written = len(self.dirty) + len(self.history)
+                changes.upserts.setdefault(table, []).append((app_id, row_id, encode_row(value)))
+            changes.values[key] = value
+            self.cache.put(key, value)
+        changes.history = [(a, s, p, q, encode_row(e)) for a, s, p, q, e in self.history]
         self.dirty.clear()
         self.history.clear()
-        return written
+        return changes
+
+    def write(self, changes: Changes, cur: Cursor | None = None) -> int:
+        """Apply prepared changes with `cur` (default: this working set's cursor)."""
+        target = cur or self.cur
+        for table, rows in changes.upserts.items():
+            self._upsert(target, table, rows)
+        for table, keys in changes.deletes.items():
+            self._delete(target, table, keys)
+        if changes.history:
+            self._insert_history(target, changes.history)
+        return changes.size
+
+    def flush(self) -> int:
+        """Write dirty rows and history now; returns the number of rows written."""
+        return self.write(self.prepare())
 
     # PostgreSQL gets one statement per table with arrays (unnest): psycopg's executemany
     # costs ~10 us of client work per row, which dominated projection time.
 
-    def _upsert(self, table: str, rows: list[tuple[str, str, str]]) -> None:
+    def _upsert(self, cur: Cursor, table: str, rows: list[tuple[str, str, str]]) -> None:
         name = self.prefix + table
         conflict = "ON CONFLICT (app_id, id) DO UPDATE SET state = excluded.state"
         if self.db.dialect == "sqlite":
-            self.cur.executemany(
+            cur.executemany(
                 f"INSERT INTO {name} (app_id, id, state) VALUES (?, ?, ?) {conflict}", rows
             )
             return
-        self.cur.execute(
+        cur.execute(
             f"INSERT INTO {name} (app_id, id, state) "
             f"SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) {conflict}",
             [list(column) for column in zip(*rows, strict=True)],
         )
 
-    def _delete(self, table: str, keys: list[tuple[str, str]]) -> None:
+    def _delete(self, cur: Cursor, table: str, keys: list[tuple[str, str]]) -> None:
         name = self.prefix + table
         if self.db.dialect == "sqlite":
-            self.cur.executemany(f"DELETE FROM {name} WHERE app_id = ? AND id = ?", keys)
+            cur.executemany(f"DELETE FROM {name} WHERE app_id = ? AND id = ?", keys)
             return
-        self.cur.execute(
+        cur.execute(
             f"DELETE FROM {name} WHERE (app_id, id) IN "
             "(SELECT * FROM unnest(%b::text[], %b::text[]))",
             [list(column) for column in zip(*keys, strict=True)],
         )
 
-    def _insert_history(self, rows: list[tuple[str, str, int, int, str]]) -> None:
+    def _insert_history(self, cur: Cursor, rows: list[tuple[str, str, int, int, str]]) -> None:
         name = self.prefix + HISTORY
         columns = "(app_id, subject, position, seq, entry)"
         if self.db.dialect == "sqlite":
-            self.cur.executemany(f"INSERT INTO {name} {columns} VALUES (?, ?, ?, ?, ?)", rows)
+            cur.executemany(f"INSERT INTO {name} {columns} VALUES (?, ?, ?, ?, ?)", rows)
             return
-        self.cur.execute(
+        cur.execute(
             f"INSERT INTO {name} {columns} SELECT * FROM "
             "unnest(%b::text[], %b::text[], %b::bigint[], %b::int[], %b::text[])",
             [list(column) for column in zip(*rows, strict=True)],
