@@ -22,6 +22,17 @@ _MISSING = object()
 _encoder = msgspec.json.Encoder(order="deterministic")
 _decoders = {table: msgspec.json.Decoder(row_type) for table, (_, row_type) in STATE_TABLES.items()}
 _PAGE = 2000
+# Rows the fold writes but never reads back: caching them would only evict useful rows.
+WRITE_ONLY = frozenset({"documents", "tokens"})
+
+
+def _columns(count: int) -> str:
+    """SQLite: the columns of each JSON array row (json_extract works before SQLite 3.38)."""
+    return ", ".join(f"json_extract(value, '$[{i}]')" for i in range(count))
+
+
+def _json_rows(rows: list[Any]) -> str:
+    return msgspec.json.encode(rows).decode()
 
 
 def encode_row(value: Any) -> str:
@@ -183,7 +194,8 @@ class WorkingSet:
             else:
                 changes.upserts.setdefault(table, []).append((app_id, row_id, encode_row(value)))
             changes.values[key] = value
-            self.cache.put(key, value)
+            if table not in WRITE_ONLY:
+                self.cache.put(key, value)
         changes.history = [(a, s, p, q, encode_row(e)) for a, s, p, q, e in self.history]
         self.dirty.clear()
         self.history.clear()
@@ -204,15 +216,18 @@ class WorkingSet:
         """Write dirty rows and history now; returns the number of rows written."""
         return self.write(self.prepare())
 
-    # PostgreSQL gets one statement per table with arrays (unnest): psycopg's executemany
-    # costs ~10 us of client work per row, which dominated projection time.
+    # One statement per table and batch: rows travel as arrays (PostgreSQL: unnest; SQLite:
+    # one JSON text exploded by json_each). Per-row client work — psycopg's executemany, or
+    # sqlite3's executemany, which holds the GIL between rows — dominated projection time.
 
     def _upsert(self, cur: Cursor, table: str, rows: list[tuple[str, str, str]]) -> None:
         name = self.prefix + table
         conflict = "ON CONFLICT (app_id, id) DO UPDATE SET state = excluded.state"
         if self.db.dialect == "sqlite":
-            cur.executemany(
-                f"INSERT INTO {name} (app_id, id, state) VALUES (?, ?, ?) {conflict}", rows
+            cur.execute(
+                f"INSERT INTO {name} (app_id, id, state) SELECT {_columns(3)} "
+                f"FROM json_each(?) WHERE true {conflict}",
+                (_json_rows(rows),),
             )
             return
         cur.execute(
@@ -224,7 +239,11 @@ class WorkingSet:
     def _delete(self, cur: Cursor, table: str, keys: list[tuple[str, str]]) -> None:
         name = self.prefix + table
         if self.db.dialect == "sqlite":
-            cur.executemany(f"DELETE FROM {name} WHERE app_id = ? AND id = ?", keys)
+            cur.execute(
+                f"DELETE FROM {name} WHERE (app_id, id) IN "
+                f"(SELECT {_columns(2)} FROM json_each(?))",
+                (_json_rows(keys),),
+            )
             return
         cur.execute(
             f"DELETE FROM {name} WHERE (app_id, id) IN "
@@ -236,7 +255,10 @@ class WorkingSet:
         name = self.prefix + HISTORY
         columns = "(app_id, subject, position, seq, entry)"
         if self.db.dialect == "sqlite":
-            cur.executemany(f"INSERT INTO {name} {columns} VALUES (?, ?, ?, ?, ?)", rows)
+            cur.execute(
+                f"INSERT INTO {name} {columns} SELECT {_columns(5)} FROM json_each(?)",
+                (_json_rows(rows),),
+            )
             return
         cur.execute(
             f"INSERT INTO {name} {columns} SELECT * FROM "
