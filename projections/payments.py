@@ -107,6 +107,8 @@ class PaymentsStep:
         self, ctx: Context, customer_key: str, payments: Payments
     ) -> dict[str, tuple[str, str]]:
         """Recompute the customer's charge → invoice links and update every purchase involved."""
+        if not payments.charges:  # charges are never removed: no purchase holds one yet
+            return {}
         links = link_charges(payments)
         per_purchase: dict[str, dict[str, LinkedCharge]] = {}
         for charge_id, (invoice_id, how) in links.items():
