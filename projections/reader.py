@@ -148,6 +148,11 @@ class Reader:
             return True
         return any(ref.charge == charge.id for ref in found.invoices.values())
 
+    def projection_state(self) -> dict[str, Any]:
+        """Position and the lag another projector process last published."""
+        lags = {name: self.meta(name) or None for name in ("lag_ms_p50", "lag_ms_p99")}
+        return {"position": self.position(), **lags, "lag_samples": self.meta("lag_samples")}
+
     def meta(self, name: str) -> int:
         with self.db.read() as cur:
             cur.execute(self.db.q(f"SELECT value FROM {self.prefix}meta WHERE name = ?"), (name,))

@@ -215,7 +215,11 @@ class Projector:
     def run(self, stop: threading.Event, poll_s: float = 0.025) -> None:
         """Follow the log until `stop`; store errors are logged and retried with back-off."""
         backoff = 0.05
+        published = time.monotonic()
         while not stop.is_set():
+            if time.monotonic() - published >= 2.0:
+                published = time.monotonic()
+                self.publish_lag()
             try:
                 applied = self.step()
             except Exception as error:  # noqa: BLE001 - keep following; the log is the truth
@@ -227,6 +231,24 @@ class Projector:
             if applied < self.batch_size:
                 self.wake.wait(poll_s)
                 self.wake.clear()
+
+    def publish_lag(self) -> None:
+        """Recent lag into the meta table, for /ready when the projector is another process."""
+        stats = self.describe()
+        if not stats["lag_samples"]:
+            return
+        try:
+            with self.db.write() as cur:
+                for name in ("lag_ms_p50", "lag_ms_p99", "lag_samples"):
+                    cur.execute(
+                        self.db.q(
+                            f"INSERT INTO {self.prefix}meta (name, value) VALUES (?, ?) "
+                            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+                        ),
+                        (name, int(stats[name])),
+                    )
+        except Exception as error:  # noqa: BLE001 - metrics must never stop projecting
+            log.warning("could not publish projection lag: %s", error)
 
     def wait_for(self, position: int, timeout_s: float) -> bool:
         """Block until the projection has applied `position` (read-your-writes)."""

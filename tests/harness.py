@@ -106,6 +106,9 @@ class Harness:
 
 @contextmanager
 def harness(settings: Settings) -> Iterator[Harness]:
+    """In-process (thread) projector: deterministic and fast for API-level tests; the
+    process mode is covered by the e2e tests against `subledger serve`."""
+    settings = msgspec.structs.replace(settings, projector="thread")
     service = Service(settings)
     with TestClient(create_app(settings, service=service)) as client:
         yield Harness(client, service)

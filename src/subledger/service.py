@@ -11,6 +11,7 @@ import anyio
 
 from projections.reader import Reader
 from projections.runner import Projector
+from subledger.childprojector import ChildProjector
 from subledger.facts import Fact
 from subledger.ingest import GroupCommitter
 from subledger.ledger import Ledger
@@ -31,7 +32,9 @@ class Service:
         self.sealer = Sealer(settings.secrets_key)
         self.ledger = Ledger(settings.database, sealer=self.sealer)
         self.registry = AppRegistry(self.ledger, self.sealer)
-        self.projector = Projector(self.ledger) if settings.projector == "inprocess" else None
+        mode = settings.projector_mode
+        self.projector = Projector(self.ledger) if mode == "thread" else None
+        self.child = ChildProjector(settings) if mode == "process" else None
         self.reader = Reader(settings.database)
         # Ingest does not wake the projector: under load it would run one tiny batch per
         # commit; its 25 ms poll gathers them (readers that wait wake it themselves).
@@ -62,6 +65,8 @@ class Service:
         self.spawn("app-registry", self.registry.run)
         if self.projector is not None:
             self.spawn("projector", self.projector.run)
+        if self.child is not None:
+            self.spawn("projector-process", self.child.run)
         self.spawn("refund-linker", self.refunds.run)
 
     def appended(self) -> None:
@@ -104,6 +109,8 @@ class Service:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.child is not None:
+            self.child.terminate()
         for thread in self._threads:
             thread.join(timeout=5)
         if self.projector is not None:

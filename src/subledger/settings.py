@@ -52,7 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_base: str = ""
     stripe_timeout_s: float = 3.0
     ingest_max_group: int = 256
-    projector: Literal["inprocess", "external"] = "inprocess"
+    projector: Literal["auto", "thread", "process", "external"] = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -74,8 +74,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stripe_api_base=environ.get("SUBLEDGER_STRIPE_API_BASE", "").strip(),
             stripe_timeout_s=_float(environ, "SUBLEDGER_STRIPE_TIMEOUT_S", 3.0),
             ingest_max_group=_int(environ, "SUBLEDGER_INGEST_MAX_GROUP", 256, low=1, high=10_000),
-            projector=_projector(environ.get("SUBLEDGER_PROJECTOR", "").strip() or "inprocess"),
+            projector=_projector(environ.get("SUBLEDGER_PROJECTOR", "").strip() or "auto"),
         )
+
+    @property
+    def projector_mode(self) -> Literal["thread", "process", "external"]:
+        """`auto`: a thread on SQLite (one file, one writer process); a child process on
+        PostgreSQL, so projecting uses the second core instead of the web process's GIL."""
+        if self.projector != "auto":
+            return self.projector
+        return "thread" if self.database.kind == "sqlite" else "process"
 
     def with_database(self, url: str, schema: str = "") -> Settings:
         return msgspec.structs.replace(self, database=parse_database_url(url, schema))
@@ -156,12 +164,11 @@ def eventsourcing_env(database: Database, *, lock_timeout_s: int = 3) -> dict[st
     }
 
 
-def _projector(value: str) -> Literal["inprocess", "external"]:
-    if value == "inprocess":
-        return "inprocess"
-    if value == "external":
-        return "external"
-    raise SettingsError("SUBLEDGER_PROJECTOR must be inprocess or external (`subledger project`)")
+def _projector(value: str) -> Literal["auto", "thread", "process", "external"]:
+    for mode in ("auto", "thread", "process", "external"):
+        if value == mode:
+            return mode
+    raise SettingsError("SUBLEDGER_PROJECTOR must be auto, thread, process or external")
 
 
 def _redact(url: str) -> str:

@@ -8,6 +8,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -47,6 +48,7 @@ class Ingest:
 
 @pytest.fixture
 def ingest(settings: Settings) -> Iterator[Ingest]:
+    settings = msgspec.structs.replace(settings, projector="external")  # ingest only
     service = Service(settings)
     with TestClient(create_app(settings, service=service)) as client:
         yield Ingest(client, service)

@@ -109,3 +109,15 @@ def test_sqlite_env_names_the_file(tmp_path) -> None:  # type: ignore[no-untyped
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
     assert env["SQLITE_DBNAME"] == f"{tmp_path}/sub/dir/x.db"
     assert (tmp_path / "sub" / "dir").is_dir()
+
+
+def test_projector_mode_defaults_by_store() -> None:
+    assert Settings.from_env({}).projector_mode == "thread"
+    pg = Settings.from_env({"SUBLEDGER_DATABASE_URL": "postgresql://u@h/db"})
+    assert pg.projector_mode == "process"
+    forced = Settings.from_env(
+        {"SUBLEDGER_DATABASE_URL": "postgresql://u@h/db", "SUBLEDGER_PROJECTOR": "thread"}
+    )
+    assert forced.projector_mode == "thread"
+    with pytest.raises(SettingsError, match="SUBLEDGER_PROJECTOR"):
+        Settings.from_env({"SUBLEDGER_PROJECTOR": "inline"})

@@ -32,8 +32,9 @@ def register(commands: Any) -> None:
         "--with-projector",
         dest="projector",
         action="store_const",
-        const="inprocess",
-        help="project in this process (default; one-node deployments and SQLite)",
+        const="auto",
+        help="serve runs the projector too (default): a thread on SQLite, a child process "
+        "on PostgreSQL (SUBLEDGER_PROJECTOR=thread|process forces one)",
     )
     mode.add_argument(
         "--without-projector",
@@ -65,7 +66,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
     sys.stderr.write(
         f"subledger serving on http://{host}:{port} (store: {settings.database.redacted_url}, "
-        f"projector: {settings.projector})\n"
+        f"projector: {settings.projector_mode})\n"
     )
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0

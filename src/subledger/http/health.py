@@ -31,8 +31,9 @@ async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
     projection = (
         service.projector.describe()
         if service.projector is not None
-        else {"position": await anyio.to_thread.run_sync(service.reader.position), "external": True}
+        else await anyio.to_thread.run_sync(service.reader.projection_state)
     )
+    projection["mode"] = service.settings.projector_mode
     return {
         "status": "ready",
         "store": service.settings.database.kind,
