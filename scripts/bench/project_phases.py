@@ -1,0 +1,81 @@
+"""Where projection time goes: wall time per runner phase, per fact.
+
+Usage: scripts/bench/project_phases [sqlite|postgresql] [FACTS]
+Generates FACTS facts (default 50,000) into a fresh store, then catches up the projection
+with timers wrapped around the runner's functions. Phases overlap (the writer thread runs
+while the main thread folds), so they do not add up to the total.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src"), str(HERE.parents[1])]
+
+import replay_bench  # noqa: E402
+
+from projections import runner, workingset  # noqa: E402
+
+SPENT: collections.Counter[str] = collections.Counter()
+
+
+def timed(owner: Any, name: str, label: str) -> None:
+    original: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            SPENT[label] += time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+
+
+def main() -> None:
+    store = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
+    for owner, name, label in (
+        (runner, "decode_record", "decode fact (msgpack)"),
+        (runner, "decode_stripe", "decode Stripe body"),
+        (runner, "prefetch", "prefetch rows"),
+        (runner.Projector, "fold", "main thread: fold a batch (all)"),
+        (runner.Fold, "apply", "fold facts"),
+        (runner.Fold, "finish", "build documents"),
+        (workingset.WorkingSet, "prepare", "encode rows"),
+        (runner.Projector, "_commit", "writer thread: write + commit"),
+    ):
+        timed(owner, name, label)
+    url = replay_bench.fresh_url(store, Path("/tmp"))
+    try:
+        replay_bench.generate(url, count)
+        from subledger.ledger import Ledger
+        from subledger.settings import parse_database_url
+
+        ledger = Ledger(parse_database_url(url))
+        projector = runner.Projector(ledger, batch_size=2000)
+        started = time.perf_counter()
+        projector.catch_up()
+        elapsed = time.perf_counter() - started
+        facts = projector.facts
+        projector.close()
+        ledger.close()
+    finally:
+        replay_bench.drop(url)
+    print(f"machine: {replay_bench.machine()}")
+    print(f"command: scripts/bench/project_phases {store} {count}")
+    print(
+        f"{facts} facts in {elapsed:.2f} s = {facts / elapsed:,.0f} facts/s ({elapsed / facts * 1e6:.1f} us/fact)"
+    )
+    for label, seconds in SPENT.most_common():
+        print(f"  {label:<34} {seconds:6.2f} s  {seconds / facts * 1e6:6.1f} us/fact")
+
+
+if __name__ == "__main__":
+    main()
