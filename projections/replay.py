@@ -209,7 +209,7 @@ class Replay:
 
     def _advance(self, cur: Cursor, side: Projector, at: int, target: int) -> None:
         while at < target:
-            page = self.ledger.notifications(at + 1, self.batch_size, stop=target)
+            page = self.ledger.log_page(at + 1, self.batch_size, stop=target)
             if not page:
                 return
             side.apply(cur, page)

@@ -19,7 +19,6 @@ from typing import Any
 
 from eventsourcing.persistence import (
     InfrastructureFactory,
-    Notification,
     Tracking,
     TrackingRecorder,
 )
@@ -32,10 +31,11 @@ from projections.tables import LIVE, ddl
 from projections.workingset import Changes, RowCache, WorkingSet
 from subledger.ledger import Ledger
 from subledger.settings import Database, eventsourcing_env
-from subledger.store import ddl_lock, decode_record
+from subledger.store import LogEntry, ddl_lock, decode_record
 
 log = logging.getLogger("subledger.projector")
 UPSTREAM = "Ledger"
+MAX_TRACKED_KEYS = 2_000_000  # ~70 MB of hashes at most
 
 
 def tracking_recorder(database: Database) -> TrackingRecorder:
@@ -85,6 +85,7 @@ class Projector:
         self.generation = -1
         self.facts = 0
         self.lags_ms: deque[int] = deque(maxlen=20_000)  # append → projected, recent facts
+        self.maybe_written: set[int] | None = None
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
         self.on_commit: Callable[[int], None] = lambda position: None
 
@@ -110,7 +111,7 @@ class Projector:
     def step(self) -> int:
         """Apply the next batch; returns how many facts it applied (0 when caught up)."""
         start = max(self.position, 0) + 1
-        notifications = self.ledger.notifications(start, self.batch_size)
+        notifications = self.ledger.log_page(start, self.batch_size)
         if not notifications and self.position >= 0:
             return 0
         try:
@@ -120,6 +121,7 @@ class Projector:
                     # Someone else wrote (another projector, a replay swap): cache is stale.
                     self.cache.clear()
                     self.position, self.generation = position, generation
+                    self.maybe_written = set() if position == 0 else None
                 pending = [n for n in notifications if n.id > position]
                 if not pending:
                     return 0
@@ -130,18 +132,16 @@ class Projector:
         self.committed(pending[-1].id, len(pending), received)
         return len(pending)
 
-    def apply(self, cur: Cursor, notifications: Sequence[Notification]) -> list[int]:
+    def apply(self, cur: Cursor, notifications: Sequence[LogEntry]) -> list[int]:
         """Fold `notifications` (in log order) into the tables and track the last one, inside
         the caller's locked transaction; returns the facts' receive times (for lag)."""
-        ws = WorkingSet(self.db, cur, self.prefix, self.cache)
+        ws = self.working_set(cur)
         changes, received = self.fold(ws, notifications)
         ws.write(changes)
         self.track(cur, notifications[-1].id)
         return received
 
-    def fold(
-        self, ws: WorkingSet, notifications: Sequence[Notification]
-    ) -> tuple[Changes, list[int]]:
+    def fold(self, ws: WorkingSet, notifications: Sequence[LogEntry]) -> tuple[Changes, list[int]]:
         """Decode, prefetch and fold a batch; returns its encoded changes and receive times."""
         batch = []
         for n in notifications:
@@ -161,7 +161,15 @@ class Projector:
     def forget(self) -> None:
         """Drop everything cached: the next batch re-reads position and rows."""
         self.cache.clear()
+        self.maybe_written = None
         self.position = self.generation = -1
+
+    def working_set(self, cur: Cursor, overlay: dict[Any, Any] | None = None) -> WorkingSet:
+        if self.maybe_written is not None and len(self.maybe_written) > MAX_TRACKED_KEYS:
+            self.maybe_written = None  # bounded memory: fall back to asking the store
+        return WorkingSet(
+            self.db, cur, self.prefix, self.cache, overlay=overlay, maybe_written=self.maybe_written
+        )
 
     def committed(self, position: int, count: int, received: list[int]) -> None:
         now_ms = time.time_ns() // 1_000_000
@@ -183,10 +191,9 @@ class Projector:
         in_flight: Future[None] | None = None
         overlay: dict[Any, Any] = {}
         try:
-            while page := self.ledger.notifications(folded_to + 1, self.batch_size):
+            while page := self.ledger.log_page(folded_to + 1, self.batch_size):
                 with self.db.read() as cur:
-                    ws = WorkingSet(self.db, cur, self.prefix, self.cache, overlay)
-                    changes, received = self.fold(ws, page)
+                    changes, received = self.fold(self.working_set(cur, overlay), page)
                 if in_flight is not None:
                     in_flight.result()
                 start, last = folded_to, page[-1].id

@@ -82,13 +82,18 @@ class WorkingSet:
         cur: Cursor,
         prefix: str,
         cache: RowCache,
+        *,
         overlay: dict[Key, Any] | None = None,
+        maybe_written: set[int] | None = None,
     ) -> None:
         self.db = db
         self.cur = cur
         self.prefix = prefix
         self.cache = cache
         self.overlay = overlay or {}  # rows of a batch still being committed elsewhere
+        # When the tables started empty in this process: hashes of every key written since,
+        # so a key not in it is known absent without a query (a collision only costs one).
+        self.maybe_written = maybe_written
         self.rows: dict[Key, Any] = {}
         self.dirty: set[Key] = set()
         self.history: list[tuple[str, str, int, int, HistoryEntry]] = []
@@ -121,10 +126,12 @@ class WorkingSet:
                 self.rows[key] = self.overlay[key]
                 continue
             cached = self.cache.get(key)
-            if cached is _MISSING:
-                wanted.append(row_id)
-            else:
+            if cached is not _MISSING:
                 self.rows[key] = cached
+            elif self.maybe_written is not None and hash(key) not in self.maybe_written:
+                self.rows[key] = None
+            else:
+                wanted.append(row_id)
         for start in range(0, len(wanted), _PAGE):
             page = wanted[start : start + _PAGE]
             found = self._select(table, app_id, page)
@@ -196,6 +203,8 @@ class WorkingSet:
             changes.values[key] = value
             if table not in WRITE_ONLY:
                 self.cache.put(key, value)
+                if self.maybe_written is not None:
+                    self.maybe_written.add(hash(key))
         changes.history = [(a, s, p, q, encode_row(e)) for a, s, p, q, e in self.history]
         self.dirty.clear()
         self.history.clear()

@@ -18,11 +18,13 @@ from subledger.facts import Fact, NotificationReceived, NotificationRedelivered
 from subledger.sealing import Sealer, fingerprint
 from subledger.settings import Database
 from subledger.store import (
+    LogEntry,
     StoreUnavailableError,
     ddl_lock,
     decode_record,
     ensure_schema,
     ledger_env,
+    read_log,
 )
 
 APP_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in apps.APP_EVENT_CLASSES)
@@ -129,6 +131,10 @@ class Ledger(Application[uuid.UUID]):
         self, start: int, limit: int, *, stop: int | None = None, topics: Sequence[str] = ()
     ) -> Sequence[Notification]:
         return self.recorder.select_notifications(start, limit, stop=stop, topics=topics)
+
+    def log_page(self, start: int, limit: int, *, stop: int | None = None) -> list[LogEntry]:
+        """Positions, topics and states from `start` (what projections read)."""
+        return read_log(self.recorder, self.database, start, limit, stop)
 
     def records(
         self,

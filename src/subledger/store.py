@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import psycopg
@@ -13,10 +13,19 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from subledger.settings import Database, eventsourcing_env
 
 _encoder = msgspec.msgpack.Encoder()
+
+
+class LogEntry(NamedTuple):
+    """One stored record as projections read it: position, class topic, encoded state."""
+
+    id: int
+    topic: str
+    state: bytes
 
 
 class StoreUnavailableError(RuntimeError):
@@ -107,6 +116,30 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
                 (r["originator_id"], r["originator_version"]): r["notification_id"] for r in curs
             }
         return [ids[(e.originator_id, e.originator_version)] for e in stored_events]
+
+
+def read_log(
+    recorder: Any, database: Database, start: int, limit: int, stop: int | None
+) -> list[LogEntry]:
+    """A page of the log with only the columns a projection needs. eventsourcing's
+    select_notifications also loads and converts every originator id, which projections
+    never use (measurable at tens of thousands of facts a second)."""
+    upper = stop if stop is not None else 2**62
+    if database.kind == "sqlite":
+        with recorder.datastore.transaction(commit=False) as cur:
+            cur.execute(
+                "SELECT rowid, topic, state FROM stored_events "
+                "WHERE rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?",
+                (start, upper, limit),
+            )
+            return [LogEntry(row[0], row[1], row[2]) for row in cur.fetchall()]
+    query = sql.SQL(
+        "SELECT notification_id, topic, state FROM {}.{} WHERE notification_id >= %s "
+        "AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+    ).format(sql.Identifier(database.schema), sql.Identifier(recorder.events_table_name))
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query, (start, upper, limit))
+        return [LogEntry(row[0], row[1], bytes(row[2])) for row in cur.fetchall()]
 
 
 def ledger_env(database: Database) -> dict[str, str]:
