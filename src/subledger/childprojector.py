@@ -36,7 +36,7 @@ class ChildProjector:
         backoff = 0.5
         while not stop.is_set():
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "subledger.cli", "project"],
+                [sys.executable, "-m", "subledger.cli", "project", "--exit-with-parent"],
                 env=self._environment(),
                 stdin=subprocess.DEVNULL,
             )

@@ -120,3 +120,45 @@ def test_two_projector_processes_never_double_apply(postgres_url: str, tmp_path:
     keys = [(e["position"], e["what_changed"]) for e in entries]
     assert len(keys) == len(set(keys)), "an entry was applied twice"
     assert len(entries) >= 8
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found += [int(c) for c in children]
+    return found
+
+
+def test_serve_on_postgres_supervises_a_projector_process(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The default on PostgreSQL: a child `subledger project`, gone when the server is."""
+    import signal
+    import time
+
+    app_id, pk, sk = new_app(postgres_url)
+    server = start_server(postgres_url, tmp_path)
+    try:
+        ready = httpx.get(f"{server.url}/ready").json()
+        assert ready["projection"]["mode"] == "process"
+        doc = run_scenario(server, app_id, pk, sk)
+        assert doc["subscriptions"]["prod_TKbE3nVq8YhXcM"]["expires_date"] == "2026-10-11T10:11:00Z"
+        deadline = time.monotonic() + 10
+        while not (children := _children(server.process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert children, "no projector child process"
+        server.process.send_signal(signal.SIGKILL)  # no clean shutdown: the child must notice
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = [
+            c
+            for c in children
+            if Path(f"/proc/{c}/status").exists()
+            and "zombie" not in Path(f"/proc/{c}/status").read_text()
+        ]
+        assert alive == [], "projector outlived its server"
+    finally:
+        stop_server(server)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -49,8 +50,15 @@ def register(commands: Any) -> None:
     project = commands.add_parser("project", help="run the projections, following the log")
     project.add_argument("--once", action="store_true", help="catch up, print the position, exit")
     project.add_argument("--batch-size", type=int, default=500, metavar="N")
+    project.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     add_json_flag(project)
     project.set_defaults(handler=_project)
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,6 +101,8 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
+        if args.exit_with_parent:  # serve's child: never outlive a killed server
+            threading.Thread(target=_watch_parent, args=(os.getppid(), stop), daemon=True).start()
         log.info("projector following the log", extra={"store": settings.database.kind})
         projector.run(stop)
         return 0
