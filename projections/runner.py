@@ -104,10 +104,6 @@ class Projector:
         meta = cur.fetchone()
         return (row[0] if row and row[0] is not None else 0), (meta[0] if meta else 0)
 
-    def current_position(self) -> int:
-        with self.db.read() as cur:
-            return self.stored_state(cur)[0]
-
     def step(self) -> int:
         """Apply the next batch; returns how many facts it applied (0 when caught up)."""
         start = max(self.position, 0) + 1

@@ -37,8 +37,6 @@ class GroupCommitter:
         self._max_group = max_group
         self._queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
-        self.groups = 0
-        self.facts = 0
 
     async def submit(self, fact: Fact) -> int | None:
         """Position of the durable fact, or None when it was already stored (duplicate)."""
@@ -66,8 +64,6 @@ class GroupCommitter:
                 if not future.done():
                     future.set_exception(error)
             return
-        self.groups += 1
-        self.facts += len(group)
         for (_, future), position in zip(group, positions, strict=True):
             if not future.done():
                 future.set_result(position)

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Notification, PersistenceError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 from eventsourcing.utils import Environment, EnvType, get_topic
 
 from subledger import apps
@@ -127,11 +127,6 @@ class Ledger(Application[uuid.UUID]):
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def notifications(
-        self, start: int, limit: int, *, stop: int | None = None, topics: Sequence[str] = ()
-    ) -> Sequence[Notification]:
-        return self.recorder.select_notifications(start, limit, stop=stop, topics=topics)
-
     def log_page(self, start: int, limit: int, *, stop: int | None = None) -> list[LogEntry]:
         """Positions, topics and states from `start` (what projections read)."""
         return read_log(self.recorder, self.database, start, limit, stop)
@@ -147,7 +142,7 @@ class Ledger(Application[uuid.UUID]):
         """(position, decoded record) from `start` to `stop` (default: the current end)."""
         stop = self.last_position() if stop is None else stop
         while start <= stop:
-            page = self.notifications(start, batch, stop=stop, topics=topics)
+            page = self.recorder.select_notifications(start, batch, stop=stop, topics=topics)
             if not page:
                 return
             for n in page:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 
 import msgspec
@@ -38,13 +37,11 @@ class AppRegistry:
         self._by_key: dict[str, tuple[LoadedApp, bool]] = {}
         self._position = 0
         self._lock = threading.Lock()
-        self._last_refresh = 0.0
 
     def refresh(self) -> None:
         with self._lock:
             stop = self._ledger.last_position()
             if stop <= self._position:
-                self._last_refresh = time.monotonic()
                 return
             changed = False
             for _, event in self._ledger.records(self._position + 1, stop=stop, topics=APP_TOPICS):
@@ -53,7 +50,6 @@ class AppRegistry:
                 )
                 changed = True
             self._position = stop
-            self._last_refresh = time.monotonic()
             if changed:
                 self._rebuild_indexes()
 
@@ -77,10 +73,6 @@ class AppRegistry:
             log.error("app %s cannot be loaded: %s", app.app_id, error)
             return None
         return LoadedApp(app=app, webhook_secrets=secrets, stripe_api_key=key)
-
-    def refresh_if_stale(self, max_age_s: float) -> None:
-        if time.monotonic() - self._last_refresh >= max_age_s:
-            self.refresh()
 
     def any_stripe_key(self) -> bool:
         return any(app.stripe_api_key for app in self._by_id.values())

@@ -5,8 +5,6 @@ Unknown fields are ignored and enums are plain strings, so new Stripe API versio
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from subledger.facts import NotificationReceived, received_notification
@@ -73,8 +71,3 @@ def notification_fact(
         received_at_ms=received_at_ms,
         secret_fingerprint=secret_fingerprint,
     )
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    decoded: dict[str, Any] = msgspec.json.decode(body, type=dict[str, Any])
-    return decoded
