@@ -13,7 +13,7 @@ def event_subject(event_id: str) -> str:
     return f"event:{event_id}"
 
 
-class Context(msgspec.Struct, frozen=True):
+class Context(msgspec.Struct, frozen=True, gc=False):
     """Where a fact sits in the log: what every history entry it causes carries."""
 
     app_id: str

@@ -21,14 +21,14 @@ from projections.subscriptions import (
 )
 
 
-class EntitlementEntry(msgspec.Struct, frozen=True):
+class EntitlementEntry(msgspec.Struct, frozen=True, gc=False):
     expires_date: str | None
     grace_period_expires_date: str | None
     product_identifier: str
     purchase_date: str | None
 
 
-class SubscriptionEntry(msgspec.Struct, frozen=True):
+class SubscriptionEntry(msgspec.Struct, frozen=True, gc=False):
     store: str
     is_sandbox: bool
     ownership_type: str
@@ -45,7 +45,7 @@ class SubscriptionEntry(msgspec.Struct, frozen=True):
     management_url: str | None
 
 
-class NonSubscriptionEntry(msgspec.Struct, frozen=True):
+class NonSubscriptionEntry(msgspec.Struct, frozen=True, gc=False):
     id: str
     is_sandbox: bool
     original_purchase_date: str | None
@@ -54,12 +54,12 @@ class NonSubscriptionEntry(msgspec.Struct, frozen=True):
     store_transaction_id: str
 
 
-class AttributeEntry(msgspec.Struct, frozen=True):
+class AttributeEntry(msgspec.Struct, frozen=True, gc=False):
     value: str
     updated_at_ms: int
 
 
-class Subscriber(msgspec.Struct, frozen=True):
+class Subscriber(msgspec.Struct, frozen=True, gc=False):
     original_app_user_id: str
     first_seen: str | None
     last_seen: str | None

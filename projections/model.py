@@ -8,7 +8,7 @@ import msgspec
 OrderKey = tuple[int, int, str]
 
 
-class Row(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Row(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
     """Base of every stored state: frozen so folds return new values, never mutate.
 
     Snapshot observations are stored as JSON arrays (`array_like`): a purchase keeps every

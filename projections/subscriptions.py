@@ -11,7 +11,7 @@ ACCESS_ENDING = ("unpaid", "canceled", "incomplete_expired")
 NEVER_PAID = ("incomplete", "incomplete_expired")
 
 
-class SubscriptionView(msgspec.Struct, frozen=True, kw_only=True):
+class SubscriptionView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """Times are Unix seconds (UTC); the document formats them."""
 
     key: str
@@ -28,7 +28,7 @@ class SubscriptionView(msgspec.Struct, frozen=True, kw_only=True):
     partially_refunded: bool = False
 
 
-class OneTimeView(msgspec.Struct, frozen=True, kw_only=True):
+class OneTimeView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     key: str
     product: str
     is_sandbox: bool

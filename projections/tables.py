@@ -43,7 +43,7 @@ def all_tables() -> list[str]:
 
 
 def ddl(prefix: str, dialect: str) -> list[str]:
-    suffix = " WITHOUT ROWID" if dialect == "sqlite" else ""
+    suffix = ""
     big = "INTEGER" if dialect == "sqlite" else "BIGINT"
     statements = [
         f"CREATE TABLE IF NOT EXISTS {prefix}{table} ("

@@ -165,10 +165,14 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each load phase")
     parser.add_argument("--quick", action="store_true", help="5,000 facts, 3 s load phases")
+    parser.add_argument("--no-lag", action="store_true", help="throughput only, no lag phases")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--tmp", default="/tmp")
     args = parser.parse_args()
     if args.child:
+        from subledger.runtime import tune_gc
+
+        tune_gc()  # as in every `subledger` process; the baseline gets the same setting
         kind, url = args.child
         print(json.dumps(replay_bench.baseline(url) if kind == "baseline" else project(url)))
         return
@@ -186,7 +190,7 @@ def main() -> None:
             f"project {row['project_rate']:>6,}/s, ratio {row['ratio']:.2f}, peak RSS {row['peak_rss_mb']} MB",
             flush=True,
         )
-    for store in args.stores.split(","):
+    for store in [] if args.no_lag else args.stores.split(","):
         row = lag(store, tmp, replay_bench.PG, duration)
         results["lag"].append(row)
         print(

@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--tmp", default="/tmp")
     args = parser.parse_args()
     if args.child:
+        from subledger.runtime import tune_gc
+
+        tune_gc()  # as in every `subledger` process; the baseline gets the same setting
         kind, url = args.child
         work = {"baseline": baseline, "replay": replay, "catchup": catchup}[kind]
         print(json.dumps(work(url)))

@@ -15,7 +15,7 @@ import msgspec
 NOTIFICATION_NAMESPACE = uuid.UUID("6f1d2b9e-4c1a-4f0e-9a57-3c1b8f0d2e71")
 
 
-class Fact(msgspec.Struct, frozen=True, kw_only=True):
+class Fact(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """One appended event; each fact is its own one-event sequence in the store."""
 
     originator_id: uuid.UUID
@@ -26,7 +26,7 @@ class Fact(msgspec.Struct, frozen=True, kw_only=True):
     kind: ClassVar[str] = "fact"
 
 
-class AttributeValue(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AttributeValue(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
     """A customer attribute as posted; `value` None or "" deletes the key."""
 
     value: str | None = None

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 
-class Ref(msgspec.Struct, frozen=True):
+class Ref(msgspec.Struct, frozen=True, gc=False):
     """An expanded object where an id was expected: only its id matters."""
 
     id: str
@@ -25,25 +25,25 @@ def ref_id(value: IdOrObject) -> str | None:
     return value.id if isinstance(value, Ref) else value
 
 
-class Price(msgspec.Struct, frozen=True):
+class Price(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     product: IdOrObject = None
     unit_amount: int | None = None
     currency: str | None = None
 
 
-class SubscriptionItem(msgspec.Struct, frozen=True):
+class SubscriptionItem(msgspec.Struct, frozen=True, gc=False):
     price: Price | None = None
     plan: Price | None = None
     current_period_start: int | None = None  # API >= 2025-03-31
     current_period_end: int | None = None
 
 
-class ItemList(msgspec.Struct, frozen=True):
+class ItemList(msgspec.Struct, frozen=True, gc=False):
     data: list[SubscriptionItem] = []
 
 
-class Subscription(msgspec.Struct, frozen=True):
+class Subscription(msgspec.Struct, frozen=True, gc=False):
     id: str
     status: str = ""
     customer: IdOrObject = None
@@ -63,15 +63,15 @@ class Subscription(msgspec.Struct, frozen=True):
     latest_invoice: IdOrObject = None
 
 
-class LineItemPrice(msgspec.Struct, frozen=True):
+class LineItemPrice(msgspec.Struct, frozen=True, gc=False):
     price: Price | None = None
 
 
-class LineItemList(msgspec.Struct, frozen=True):
+class LineItemList(msgspec.Struct, frozen=True, gc=False):
     data: list[LineItemPrice] = []
 
 
-class CheckoutSession(msgspec.Struct, frozen=True):
+class CheckoutSession(msgspec.Struct, frozen=True, gc=False):
     id: str
     mode: str = ""
     status: str | None = None
@@ -89,45 +89,45 @@ class CheckoutSession(msgspec.Struct, frozen=True):
     line_items: LineItemList | None = None  # only when expanded (API reads)
 
 
-class SubscriptionDetails(msgspec.Struct, frozen=True):
+class SubscriptionDetails(msgspec.Struct, frozen=True, gc=False):
     subscription: IdOrObject = None
     metadata: dict[str, str] | None = None
 
 
-class InvoiceParent(msgspec.Struct, frozen=True):
+class InvoiceParent(msgspec.Struct, frozen=True, gc=False):
     subscription_details: SubscriptionDetails | None = None
 
 
-class Period(msgspec.Struct, frozen=True):
+class Period(msgspec.Struct, frozen=True, gc=False):
     start: int | None = None
     end: int | None = None
 
 
-class PriceDetails(msgspec.Struct, frozen=True):
+class PriceDetails(msgspec.Struct, frozen=True, gc=False):
     product: str | None = None
 
 
-class Pricing(msgspec.Struct, frozen=True):
+class Pricing(msgspec.Struct, frozen=True, gc=False):
     price_details: PriceDetails | None = None
 
 
-class InvoiceLine(msgspec.Struct, frozen=True):
+class InvoiceLine(msgspec.Struct, frozen=True, gc=False):
     period: Period | None = None
     pricing: Pricing | None = None  # API >= 2025-03-31
     price: Price | None = None  # older
     subscription: IdOrObject = None
 
 
-class InvoiceLines(msgspec.Struct, frozen=True):
+class InvoiceLines(msgspec.Struct, frozen=True, gc=False):
     data: list[InvoiceLine] = []
 
 
-class StatusTransitions(msgspec.Struct, frozen=True):
+class StatusTransitions(msgspec.Struct, frozen=True, gc=False):
     paid_at: int | None = None
     voided_at: int | None = None
 
 
-class Invoice(msgspec.Struct, frozen=True):
+class Invoice(msgspec.Struct, frozen=True, gc=False):
     id: str
     status: str | None = None
     customer: IdOrObject = None
@@ -146,18 +146,18 @@ class Invoice(msgspec.Struct, frozen=True):
     status_transitions: StatusTransitions | None = None
 
 
-class Refund(msgspec.Struct, frozen=True):
+class Refund(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     amount: int = 0
     created: int | None = None
     status: str | None = None
 
 
-class RefundList(msgspec.Struct, frozen=True):
+class RefundList(msgspec.Struct, frozen=True, gc=False):
     data: list[Refund] = []
 
 
-class Charge(msgspec.Struct, frozen=True):
+class Charge(msgspec.Struct, frozen=True, gc=False):
     id: str
     amount: int = 0
     amount_refunded: int = 0
@@ -171,12 +171,12 @@ class Charge(msgspec.Struct, frozen=True):
     refunds: RefundList | None = None
 
 
-class InvoicePaymentRef(msgspec.Struct, frozen=True):
+class InvoicePaymentRef(msgspec.Struct, frozen=True, gc=False):
     payment_intent: IdOrObject = None
     charge: IdOrObject = None
 
 
-class InvoicePayment(msgspec.Struct, frozen=True):
+class InvoicePayment(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     invoice: IdOrObject = None
     status: str | None = None
@@ -184,27 +184,27 @@ class InvoicePayment(msgspec.Struct, frozen=True):
     amount_paid: int | None = None
 
 
-class InvoicePaymentList(msgspec.Struct, frozen=True):
+class InvoicePaymentList(msgspec.Struct, frozen=True, gc=False):
     data: list[InvoicePayment] = []
 
 
-class SubscriptionEvent(msgspec.Struct, frozen=True):
+class SubscriptionEvent(msgspec.Struct, frozen=True, gc=False):
     object: Subscription
 
 
-class CheckoutSessionEvent(msgspec.Struct, frozen=True):
+class CheckoutSessionEvent(msgspec.Struct, frozen=True, gc=False):
     object: CheckoutSession
 
 
-class InvoiceEvent(msgspec.Struct, frozen=True):
+class InvoiceEvent(msgspec.Struct, frozen=True, gc=False):
     object: Invoice
 
 
-class ChargeEvent(msgspec.Struct, frozen=True):
+class ChargeEvent(msgspec.Struct, frozen=True, gc=False):
     object: Charge
 
 
-class Envelope(msgspec.Struct, frozen=True):
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     id: str
     created: int
     data: Any
@@ -250,7 +250,7 @@ def decode_api_object(kind: str, body: bytes) -> Any:
     return _OBJECT_DECODERS[kind].decode(body)
 
 
-class _Kind(msgspec.Struct, frozen=True):
+class _Kind(msgspec.Struct, frozen=True, gc=False):
     object: str = ""
 
 
