@@ -87,6 +87,7 @@ class Projector:
         self.lags_ms: deque[int] = deque(maxlen=20_000)  # append → projected, recent facts
         self.maybe_written: set[int] | None = None
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-reader")
         self.on_commit: Callable[[int], None] = lambda position: None
 
     def stored_state(self, cur: Cursor) -> tuple[int, int]:
@@ -177,7 +178,7 @@ class Projector:
         self.on_commit(position)
 
     def catch_up(self) -> int:
-        """Apply everything in the log, pipelined: batch N+1 is read and folded while a
+        """Apply everything in the log, pipelined: batch N+2 is read and N+1 folded while a
         writer thread commits batch N (the store's work overlaps Python's). Batch N's rows
         stay visible to N+1 through an overlay until N has committed."""
         applied = self.step()
@@ -186,8 +187,11 @@ class Projector:
         folded_to = self.position
         in_flight: Future[None] | None = None
         overlay: dict[Any, Any] = {}
+        ahead = self.reader.submit(self.ledger.log_page, folded_to + 1, self.batch_size)
         try:
-            while page := self.ledger.log_page(folded_to + 1, self.batch_size):
+            while page := ahead.result():
+                # Read the next page while this one is folded (the store works meanwhile).
+                ahead = self.reader.submit(self.ledger.log_page, page[-1].id + 1, self.batch_size)
                 with self.db.read() as cur:
                     changes, received = self.fold(self.working_set(cur, overlay), page)
                 if in_flight is not None:
@@ -199,8 +203,9 @@ class Projector:
             if in_flight is not None:
                 in_flight.result()
         except BaseException:
-            if in_flight is not None:
-                in_flight.exception()  # let the writer finish before forgetting
+            for pending in (in_flight, ahead):
+                if pending is not None:
+                    pending.exception()  # let the threads finish before forgetting
             self.forget()
             raise
         return applied
@@ -267,6 +272,7 @@ class Projector:
 
     def close(self) -> None:
         self.writer.shutdown(wait=True)
+        self.reader.shutdown(wait=True)
         self.db.close()
 
     def describe(self) -> dict[str, Any]:

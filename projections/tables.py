@@ -43,19 +43,21 @@ def all_tables() -> list[str]:
 
 
 def ddl(prefix: str, dialect: str) -> list[str]:
-    suffix = ""
     big = "INTEGER" if dialect == "sqlite" else "BIGINT"
+    # Keys in byte order on PostgreSQL too, so checksums stream in primary-key order
+    # instead of sorting every row (SQLite's default collation is already binary).
+    key = "TEXT" if dialect == "sqlite" else 'TEXT COLLATE "C"'
     statements = [
         f"CREATE TABLE IF NOT EXISTS {prefix}{table} ("
-        "app_id TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, "
-        f"PRIMARY KEY (app_id, id)){suffix}"
+        f"app_id {key} NOT NULL, id {key} NOT NULL, state TEXT NOT NULL, "
+        "PRIMARY KEY (app_id, id))"
         for table in STATE_TABLES
     ]
     statements.append(
         f"CREATE TABLE IF NOT EXISTS {prefix}{HISTORY} ("
-        f"app_id TEXT NOT NULL, subject TEXT NOT NULL, position {big} NOT NULL, "
+        f"app_id {key} NOT NULL, subject {key} NOT NULL, position {big} NOT NULL, "
         "seq INTEGER NOT NULL, entry TEXT NOT NULL, "
-        f"PRIMARY KEY (app_id, subject, position, seq)){suffix}"
+        "PRIMARY KEY (app_id, subject, position, seq))"
     )
     statements.append(
         f"CREATE TABLE IF NOT EXISTS {prefix}meta (name TEXT PRIMARY KEY, value {big} NOT NULL)"

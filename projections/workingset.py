@@ -8,7 +8,7 @@ the sole writer: the runner clears it whenever the stored position is not the on
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -29,6 +29,26 @@ WRITE_ONLY = frozenset({"documents", "tokens"})
 def _columns(count: int) -> str:
     """SQLite: the columns of each JSON array row (json_extract works before SQLite 3.38)."""
     return ", ".join(f"json_extract(value, '$[{i}]')" for i in range(count))
+
+
+# PostgreSQL: a text column travels as one string the server splits, which is far cheaper
+# than psycopg dumping a list item by item. A column whose values contain the separator
+# (an App User ID may hold any character but NUL) travels as a plain array instead.
+_US = "\x1f"
+_SPLIT = "(string_to_array(chr(31) || %s, chr(31)))[2:]"  # a lone '' stays one element
+
+
+def _text_column(values: Sequence[str]) -> tuple[str, str | list[str]]:
+    """(SQL expression, parameter) for one text[] column."""
+    joined = _US.join(values)
+    if joined.count(_US) == len(values) - 1:
+        return _SPLIT, joined
+    return "%b::text[]", list(values)
+
+
+def _unnest(*columns: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """`unnest(…)` over prepared columns, and its parameters."""
+    return f"unnest({', '.join(c[0] for c in columns)})", [c[1] for c in columns]
 
 
 def _json_rows(rows: list[Any]) -> str:
@@ -239,10 +259,9 @@ class WorkingSet:
                 (_json_rows(rows),),
             )
             return
+        source, params = _unnest(*(_text_column(c) for c in zip(*rows, strict=True)))
         cur.execute(
-            f"INSERT INTO {name} (app_id, id, state) "
-            f"SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) {conflict}",
-            [list(column) for column in zip(*rows, strict=True)],
+            f"INSERT INTO {name} (app_id, id, state) SELECT * FROM {source} {conflict}", params
         )
 
     def _delete(self, cur: Cursor, table: str, keys: list[tuple[str, str]]) -> None:
@@ -254,11 +273,8 @@ class WorkingSet:
                 (_json_rows(keys),),
             )
             return
-        cur.execute(
-            f"DELETE FROM {name} WHERE (app_id, id) IN "
-            "(SELECT * FROM unnest(%b::text[], %b::text[]))",
-            [list(column) for column in zip(*keys, strict=True)],
-        )
+        source, params = _unnest(*(_text_column(c) for c in zip(*keys, strict=True)))
+        cur.execute(f"DELETE FROM {name} WHERE (app_id, id) IN (SELECT * FROM {source})", params)
 
     def _insert_history(self, cur: Cursor, rows: list[tuple[str, str, int, int, str]]) -> None:
         name = self.prefix + HISTORY
@@ -269,8 +285,12 @@ class WorkingSet:
                 (_json_rows(rows),),
             )
             return
-        cur.execute(
-            f"INSERT INTO {name} {columns} SELECT * FROM "
-            "unnest(%b::text[], %b::text[], %b::bigint[], %b::int[], %b::text[])",
-            [list(column) for column in zip(*rows, strict=True)],
+        app_ids, subjects, positions, seqs, entries = zip(*rows, strict=True)
+        source, params = _unnest(
+            _text_column(app_ids),
+            _text_column(subjects),
+            ("%b::bigint[]", list(positions)),
+            ("%b::int[]", list(seqs)),
+            _text_column(entries),
         )
+        cur.execute(f"INSERT INTO {name} {columns} SELECT * FROM {source}", params)

@@ -76,7 +76,7 @@ def baseline(url: str) -> dict[str, Any]:
         conn = psycopg.connect(**pg_conninfo(database))
         table = f'"{database.schema}".ledger_events'
         query = f"SELECT notification_id, topic, state FROM {table} WHERE notification_id > %s ORDER BY notification_id LIMIT 2000"
-        fetch = lambda after: conn.execute(query, (after,)).fetchall()  # noqa: E731
+        fetch = lambda after: conn.execute(query, (after,), binary=True).fetchall()  # noqa: E731
     while rows := fetch(last):
         for position, topic, state in rows:
             decode_stripe(decode_record(topic, bytes(state)))

@@ -137,7 +137,11 @@ def read_log(
         "SELECT notification_id, topic, state FROM {}.{} WHERE notification_id >= %s "
         "AND notification_id <= %s ORDER BY notification_id LIMIT %s"
     ).format(sql.Identifier(database.schema), sql.Identifier(recorder.events_table_name))
-    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+    # binary=True: bodies travel as raw bytes, not hex text that both sides convert.
+    with (
+        recorder.datastore.get_connection() as conn,
+        conn.cursor(row_factory=tuple_row, binary=True) as cur,
+    ):
         cur.execute(query, (start, upper, limit))
         return [LogEntry(row[0], row[1], bytes(row[2])) for row in cur.fetchall()]
 

@@ -485,3 +485,21 @@ def test_partial_refund_keeps_access(h: Harness) -> None:
     entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
     assert entry["refunded_at"] is None
     assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 29 * DAY))
+
+
+def test_app_user_ids_with_control_characters_project_like_any_other(h: Harness) -> None:
+    """PostgreSQL writes text columns split on U+001F; an id holding one must still land."""
+    keys = h.app()
+    users = ["user\x1fsplit", "x\x1f", "tab\tand\x1fmore"]
+    for n, user in enumerate(users):
+        assert h.receipt(keys, user, f"{SUB}{n}").status_code == 200
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.receipt(keys, users[0], SUB)
+    h.settle()
+    for n, user in enumerate(users):
+        doc = h.subscriber(keys, user)
+        assert doc["subscriber"]["original_app_user_id"] == user
+        kinds = [e["kind"] for e in h.history(keys, user)]
+        assert kinds[0] == "token", kinds
+        assert (PRODUCT in doc["subscriber"]["subscriptions"]) == (n == 0)
