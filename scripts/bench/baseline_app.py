@@ -34,6 +34,7 @@ from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from subledger.runtime import tune_runtime
 from subledger.sealing import fingerprint
 from subledger.settings import Database, parse_database_url
 from subledger.store import pg_conninfo
@@ -298,6 +299,7 @@ def main(argv: list[str]) -> int:
         "--server", choices=["uvicorn", "uvicorn-h11", "uvicorn-fast", "granian"], default="uvicorn"
     )
     args = parser.parse_args(argv)
+    tune_runtime()  # the same interpreter settings as `subledger serve`
     factory = FACTORIES[args.app]
     if args.server == "granian":
         from granian import Granian  # type: ignore[import-not-found]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import statistics
 import sys
 import time
 import urllib.request
@@ -60,21 +61,45 @@ def child(kind: str, url: str) -> dict[str, Any]:
     return result
 
 
-def throughput(store: str, count: int, tmp: Path) -> dict[str, Any]:
+def reset(url: str) -> None:
+    """Drop the live read models and their tracking row: the next projector starts at 0."""
+    from projections.db import ViewDb
+    from projections.runner import UPSTREAM, tracking_recorder, tracking_table
+    from projections.tables import LIVE, all_tables
+    from subledger.settings import parse_database_url
+
+    database = parse_database_url(url)
+    db = ViewDb(database)
+    table = tracking_table(tracking_recorder(database), database)
+    with db.write() as cur:
+        for name in [*all_tables(), "meta"]:
+            cur.execute(f"DROP TABLE IF EXISTS {LIVE}{name}")
+        cur.execute(db.q(f"DELETE FROM {table} WHERE application_name = ?"), (UPSTREAM,))
+    db.close()
+
+
+def throughput(store: str, count: int, tmp: Path, repeat: int) -> dict[str, Any]:
+    """Baseline and projection alternate `repeat` times over the same log; medians count
+    (this VM's speed drifts by ±20 % between runs)."""
     url = replay_bench.fresh_url(store, tmp)
+    bases, projected = [], []
     try:
         replay_bench.generate(url, count)
-        base = child("baseline", url)
-        projected = child("project", url)
+        for _ in range(repeat):
+            bases.append(child("baseline", url))
+            reset(url)
+            projected.append(child("project", url))
     finally:
         replay_bench.drop(url)
+    ratios = [p["rate"] / b["rate"] for b, p in zip(bases, projected, strict=True)]
     return {
         "store": store,
-        "facts": projected["facts"],
-        "baseline_rate": round(base["rate"]),
-        "project_rate": round(projected["rate"]),
-        "ratio": round(projected["rate"] / base["rate"], 3),
-        "peak_rss_mb": round(projected["peak_rss_mb"]),
+        "facts": projected[0]["facts"],
+        "baseline_rate": round(statistics.median(b["rate"] for b in bases)),
+        "project_rate": round(statistics.median(p["rate"] for p in projected)),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+        "peak_rss_mb": round(max(p["peak_rss_mb"] for p in projected)),
     }
 
 
@@ -165,14 +190,15 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each load phase")
     parser.add_argument("--quick", action="store_true", help="5,000 facts, 3 s load phases")
+    parser.add_argument("--repeat", type=int, default=3, help="baseline/project pairs (median)")
     parser.add_argument("--no-lag", action="store_true", help="throughput only, no lag phases")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--tmp", default="/tmp")
     args = parser.parse_args()
     if args.child:
-        from subledger.runtime import tune_gc
+        from subledger.runtime import tune_runtime
 
-        tune_gc()  # as in every `subledger` process; the baseline gets the same setting
+        tune_runtime()  # as in every `subledger` process; the baseline gets the same setting
         kind, url = args.child
         print(json.dumps(replay_bench.baseline(url) if kind == "baseline" else project(url)))
         return
@@ -183,11 +209,12 @@ def main() -> None:
     print(f"command: scripts/bench/project {' '.join(sys.argv[1:])}".rstrip(), flush=True)
     results: dict[str, Any] = {"throughput": [], "lag": []}
     for store in args.stores.split(","):
-        row = throughput(store, facts, tmp)
+        row = throughput(store, facts, tmp, args.repeat)
         results["throughput"].append(row)
         print(
             f"{store:<10} {row['facts']:>7} facts: baseline read+decode {row['baseline_rate']:>7,}/s, "
-            f"project {row['project_rate']:>6,}/s, ratio {row['ratio']:.2f}, peak RSS {row['peak_rss_mb']} MB",
+            f"project {row['project_rate']:>6,}/s, ratio {row['ratio']:.2f} (medians of {args.repeat}; "
+            f"ratios {row['ratios']}), peak RSS {row['peak_rss_mb']} MB",
             flush=True,
         )
     for store in [] if args.no_lag else args.stores.split(","):

@@ -39,9 +39,9 @@ def timed(owner: Any, name: str, label: str) -> None:
 
 
 def main() -> None:
-    from subledger.runtime import tune_gc
+    from subledger.runtime import tune_runtime
 
-    tune_gc()  # as in every `subledger` process
+    tune_runtime()  # as in every `subledger` process
     store = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
     for owner, name, label in (

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from subledger.cli import appcommands, auditcommands, output, servecommands
-from subledger.runtime import tune_gc
+from subledger.runtime import tune_runtime
 from subledger.settings import Settings, SettingsError
 
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    tune_gc()
+    tune_runtime()
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as error:
