@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 
 class SettingsStep:
     def __init__(self, fold: Fold) -> None:
-        self.fold = fold
+        # A proxy, not a reference: no Fold ↔ step cycle, so a batch is freed without the GC.
+        self.fold = cast("Fold", weakref.proxy(fold))
 
     def apply(self, position: int, event: apps.AppEvent) -> None:
         app_id = apps.app_id_of(event.originator_id)

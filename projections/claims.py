@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 
 class Claims:
     def __init__(self, fold: Fold) -> None:
-        self.fold = fold
+        # A proxy, not a reference: no Fold ↔ step cycle, so a batch is freed without the GC.
+        self.fold = cast("Fold", weakref.proxy(fold))
 
     def claim_by_detection(self, ctx: Context, p: Purchase, app: AppState) -> Purchase:
         owner, how = self.detect(ctx, p, app)

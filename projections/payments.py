@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 
@@ -27,7 +28,8 @@ HOW = {
 
 class PaymentsStep:
     def __init__(self, fold: Fold) -> None:
-        self.fold = fold
+        # A proxy, not a reference: no Fold ↔ step cycle, so a batch is freed without the GC.
+        self.fold = cast("Fold", weakref.proxy(fold))
 
     def _payments(self, app_id: str, customer_key: str) -> Payments:
         found: Payments | None = self.fold.ws.get(PAYMENTS, app_id, customer_key)

@@ -126,3 +126,25 @@ def test_rebuild_from_empty_tables_matches_live(store: Store) -> None:
     assert [c.checksum for c in swapped.checksums] == [c.checksum for c in result.checksums]
     store.projector.catch_up()
     assert Replay(store.ledger).run(verify=True).verified is True
+
+
+def test_a_folded_batch_is_freed_without_the_cyclic_collector(store: Store) -> None:
+    """Batches must not form reference cycles: subledger collects garbage rarely
+    (decision 28), and a cycle would keep every batch's rows alive until it did."""
+    import gc
+
+    from projections.fold import Fold
+    from projections.workingset import WorkingSet
+
+    app_id = store.new_app()
+    store.ledger.record_new([token(app_id, T0)])
+    store.ledger.record_new([notification(app_id, body, T0 + k) for k, body in enumerate(BODIES)])
+    gc.collect()
+    gc.disable()
+    try:
+        store.projector.catch_up()
+        alive = [o for o in gc.get_objects() if isinstance(o, Fold | WorkingSet)]
+    finally:
+        gc.enable()
+    assert store.projector.position > 0
+    assert alive == []
