@@ -46,6 +46,10 @@ def _text_column(values: Sequence[str]) -> tuple[str, str | list[str]]:
     return "%b::text[]", list(values)
 
 
+def _int_column(values: Sequence[int], sql_type: str) -> tuple[str, str]:
+    return f"string_to_array(%s, ',')::{sql_type}[]", ",".join(map(str, values))
+
+
 def _unnest(*columns: tuple[str, Any]) -> tuple[str, list[Any]]:
     """`unnest(…)` over prepared columns, and its parameters."""
     return f"unnest({', '.join(c[0] for c in columns)})", [c[1] for c in columns]
@@ -289,8 +293,8 @@ class WorkingSet:
         source, params = _unnest(
             _text_column(app_ids),
             _text_column(subjects),
-            ("%b::bigint[]", list(positions)),
-            ("%b::int[]", list(seqs)),
+            _int_column(positions, "bigint"),
+            _int_column(seqs, "int"),
             _text_column(entries),
         )
         cur.execute(f"INSERT INTO {name} {columns} SELECT * FROM {source}", params)
