@@ -35,8 +35,10 @@ class ChildProjector:
         """Keep one `subledger project` running until `stop`."""
         backoff = 0.5
         while not stop.is_set():
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "subledger.cli", "project", "--exit-with-parent"],
+            argv = [sys.executable, "-m", "subledger.cli", "project"]
+            argv += ["--exit-with-parent", str(os.getpid())]  # noticed even if we die early
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                argv,
                 env=self._environment(),
                 stdin=subprocess.DEVNULL,
             )

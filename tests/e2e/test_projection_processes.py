@@ -162,3 +162,61 @@ def test_serve_on_postgres_supervises_a_projector_process(
         assert alive == [], "projector outlived its server"
     finally:
         stop_server(server)
+
+
+def test_a_projector_whose_server_died_during_its_start_exits(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The server passes its own pid: a child started after the server already died (its
+    parent is then init) must still notice, instead of following the log forever."""
+    import time
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=10)  # a pid that no longer exists, as a server killed during start-up
+    env = {**os.environ, "SUBLEDGER_DATABASE_URL": postgres_url}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "subledger.cli", "project", "--exit-with-parent", str(gone.pid)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "projector.log").open("wb"),
+    )
+    try:
+        started = time.monotonic()
+        code = child.wait(timeout=30)
+        assert code == 0, (tmp_path / "projector.log").read_text()
+        assert time.monotonic() - started < 30
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+
+
+def test_a_burst_of_signals_stops_a_projector_cleanly(database_url: str, tmp_path: Path) -> None:
+    """Signals can arrive while the previous one is being handled (a process group killed,
+    then its supervisor's own SIGTERM); the handler must never deadlock on them."""
+    import signal
+    import time
+
+    new_app(database_url)
+    log = tmp_path / "projector.log"
+    env = {**os.environ, "SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_LOG_LEVEL": "INFO"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "subledger.cli", "project"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "following the log" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "following the log" in log.read_text(), log.read_text()
+        for _ in range(2000):
+            if child.poll() is not None:
+                break
+            os.kill(child.pid, signal.SIGTERM)
+        assert child.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)

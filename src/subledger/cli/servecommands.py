@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -50,9 +51,28 @@ def register(commands: Any) -> None:
     project = commands.add_parser("project", help="run the projections, following the log")
     project.add_argument("--once", action="store_true", help="catch up, print the position, exit")
     project.add_argument("--batch-size", type=int, default=500, metavar="N")
-    project.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    # serve's child: the server's pid, passed by the server itself, so a server that dies
+    # while the child is still starting is noticed too (os.getppid() would already be 1).
+    project.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     add_json_flag(project)
     project.set_defaults(handler=_project)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set on SIGINT/SIGTERM. The handler only puts into a SimpleQueue (documented
+    as reentrant, safe in signal handlers) and a thread sets the event: calling Event.set()
+    in the handler itself deadlocked when a second signal arrived inside the first set()."""
+    stop = threading.Event()
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def relay() -> None:
+        signals.get()
+        stop.set()
+
+    threading.Thread(target=relay, name="signal-relay", daemon=True).start()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, _: signals.put(received))
+    return stop
 
 
 def _watch_parent(parent: int, stop: threading.Event) -> None:
@@ -98,11 +118,11 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
                 "seconds": round(elapsed, 3),
             }
             return emit(args, data, f"projected {applied} facts; position {projector.position}")
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+        stop = stop_on_signals()
         if args.exit_with_parent:  # serve's child: never outlive a killed server
-            threading.Thread(target=_watch_parent, args=(os.getppid(), stop), daemon=True).start()
+            threading.Thread(
+                target=_watch_parent, args=(args.exit_with_parent, stop), daemon=True
+            ).start()
         log.info("projector following the log", extra={"store": settings.database.kind})
         projector.run(stop)
         return 0
