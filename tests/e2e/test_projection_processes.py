@@ -215,7 +215,9 @@ def test_a_burst_of_signals_stops_a_projector_cleanly(database_url: str, tmp_pat
             if child.poll() is not None:
                 break
             os.kill(child.pid, signal.SIGTERM)
-        assert child.wait(timeout=20) == 0, log.read_text()
+        # 0, or killed by a signal that landed after Python restored the default handlers
+        # while finalising; what must never happen is a hang.
+        assert child.wait(timeout=20) in (0, -signal.SIGTERM), log.read_text()
     finally:
         if child.poll() is None:
             child.kill()
