@@ -115,6 +115,19 @@ def differences(
     return found
 
 
+def drop_projection(projector: Projector, prefix: str, tracking_name: str) -> None:
+    """Drop `prefix`'s read-model tables and the tracking row `tracking_name`: the next
+    projector writing them starts from position 0."""
+    db = projector.db
+    with db.write() as cur:
+        for table in [*all_tables(), "meta"]:
+            cur.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+        cur.execute(
+            db.q(f"DELETE FROM {projector.tracking_table} WHERE application_name = ?"),
+            (tracking_name,),
+        )
+
+
 class Replay:
     def __init__(
         self,
@@ -136,7 +149,7 @@ class Replay:
         if unknown:
             raise ValueError(f"unknown projection(s) {', '.join(sorted(unknown))}")
         live = Projector(self.ledger, batch_size=self.batch_size, cache_rows=self.cache_rows)
-        self._drop_rebuild(live.db, live)
+        drop_projection(live, REBUILD, REBUILD_TRACKING)
         shadow = Projector(
             self.ledger,
             prefix=REBUILD,
@@ -154,7 +167,7 @@ class Replay:
                     result = self._finish(cur, live, shadow, projections, verify)
             except _Rollback as rollback:
                 result = rollback.result
-            self._drop_rebuild(live.db, live)
+            drop_projection(live, REBUILD, REBUILD_TRACKING)
             return result
         finally:
             shadow.close()
@@ -229,12 +242,3 @@ class Replay:
             ),
             ("generation",),
         )
-
-    def _drop_rebuild(self, db: ViewDb, live: Projector) -> None:
-        with db.write() as cur:
-            for table in [*all_tables(), "meta"]:
-                cur.execute(f"DROP TABLE IF EXISTS {REBUILD}{table}")
-            cur.execute(
-                db.q(f"DELETE FROM {live.tracking_table} WHERE application_name = ?"),
-                (REBUILD_TRACKING,),
-            )

@@ -55,11 +55,27 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+def pg_statements(database: Database) -> tuple[list[Any], Any]:
+    """(schema and table DDL, the one INSERT) for the baseline table in `database.schema`."""
+    from psycopg import sql
+
+    table = sql.SQL("{}.{}").format(sql.Identifier(database.schema), sql.Identifier(TABLE))
+    create = [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(database.schema)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (event_id text PRIMARY KEY, body bytea NOT NULL)"
+        ).format(table),
+    ]
+    insert = sql.SQL(
+        "INSERT INTO {} (event_id, body) VALUES (%s, %s) ON CONFLICT (event_id) DO NOTHING"
+    ).format(table)
+    return create, insert
+
+
 class PgAsyncStore:
     """psycopg AsyncConnectionPool on the event loop: no thread hop at all."""
 
     def __init__(self, database: Database, *, explicit_tx: bool, size: int) -> None:
-        from psycopg import sql
         from psycopg_pool import AsyncConnectionPool
 
         self.description = f"postgresql AsyncConnectionPool(size={size}), " + (
@@ -67,16 +83,7 @@ class PgAsyncStore:
         )
         self.explicit_tx = explicit_tx
         self.schema = database.schema
-        table = sql.SQL("{}.{}").format(sql.Identifier(database.schema), sql.Identifier(TABLE))
-        self.create = [
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(database.schema)),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (event_id text PRIMARY KEY, body bytea NOT NULL)"
-            ).format(table),
-        ]
-        self.insert_sql = sql.SQL(
-            "INSERT INTO {} (event_id, body) VALUES (%s, %s) ON CONFLICT (event_id) DO NOTHING"
-        ).format(table)
+        self.create, self.insert_sql = pg_statements(database)
         self.pool = AsyncConnectionPool(
             kwargs={**pg_conninfo(database), "autocommit": True},
             min_size=size,
@@ -107,20 +114,10 @@ class PgThreadStore:
     """psycopg ConnectionPool used from worker threads (what eventsourcing does)."""
 
     def __init__(self, database: Database, *, size: int) -> None:
-        from psycopg import sql
         from psycopg_pool import ConnectionPool
 
         self.description = f"postgresql ConnectionPool(size={size}) in threads, autocommit INSERT"
-        table = sql.SQL("{}.{}").format(sql.Identifier(database.schema), sql.Identifier(TABLE))
-        self.create = [
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(database.schema)),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (event_id text PRIMARY KEY, body bytea NOT NULL)"
-            ).format(table),
-        ]
-        self.insert_sql = sql.SQL(
-            "INSERT INTO {} (event_id, body) VALUES (%s, %s) ON CONFLICT (event_id) DO NOTHING"
-        ).format(table)
+        self.create, self.insert_sql = pg_statements(database)
         self.pool = ConnectionPool(
             kwargs={**pg_conninfo(database), "autocommit": True},
             min_size=size,

@@ -30,52 +30,8 @@ import benchlib  # noqa: E402
 import replay_bench  # noqa: E402
 
 
-def project(url: str) -> dict[str, Any]:
-    from projections.runner import Projector
-    from subledger.ledger import Ledger
-    from subledger.settings import parse_database_url
-
-    ledger = Ledger(parse_database_url(url))
-    projector = Projector(ledger, batch_size=2000)
-    started = time.perf_counter()
-    projector.catch_up()
-    elapsed = time.perf_counter() - started
-    facts = projector.facts
-    projector.close()
-    ledger.close()
-    return {
-        "facts": facts,
-        "seconds": elapsed,
-        "rate": facts / elapsed,
-        "peak_rss_mb": replay_bench.rss_mb(),
-    }
-
-
 def child(kind: str, url: str) -> dict[str, Any]:
-    import subprocess
-
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, url], check=True, capture_output=True, text=True
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
-def reset(url: str) -> None:
-    """Drop the live read models and their tracking row: the next projector starts at 0."""
-    from projections.db import ViewDb
-    from projections.runner import UPSTREAM, tracking_recorder, tracking_table
-    from projections.tables import LIVE, all_tables
-    from subledger.settings import parse_database_url
-
-    database = parse_database_url(url)
-    db = ViewDb(database)
-    table = tracking_table(tracking_recorder(database), database)
-    with db.write() as cur:
-        for name in [*all_tables(), "meta"]:
-            cur.execute(f"DROP TABLE IF EXISTS {LIVE}{name}")
-        cur.execute(db.q(f"DELETE FROM {table} WHERE application_name = ?"), (UPSTREAM,))
-    db.close()
+    return replay_bench.child(kind, url, __file__)
 
 
 def throughput(store: str, count: int, tmp: Path, repeat: int) -> dict[str, Any]:
@@ -87,7 +43,7 @@ def throughput(store: str, count: int, tmp: Path, repeat: int) -> dict[str, Any]
         replay_bench.generate(url, count)
         for _ in range(repeat):
             bases.append(child("baseline", url))
-            reset(url)
+            replay_bench.reset(url)
             projected.append(child("project", url))
     finally:
         replay_bench.drop(url)
@@ -202,7 +158,8 @@ def main() -> None:
 
         tune_runtime()  # as in every `subledger` process; the baseline gets the same setting
         kind, url = args.child
-        print(json.dumps(replay_bench.baseline(url) if kind == "baseline" else project(url)))
+        work = replay_bench.baseline if kind == "baseline" else replay_bench.caught_up
+        print(json.dumps(work(url)))
         return
     facts, duration = (5_000, 3.0) if args.quick else (args.facts, args.duration)
     tmp = Path(args.tmp) / f"project-bench-{uuid.uuid4().hex[:8]}"

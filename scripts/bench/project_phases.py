@@ -58,17 +58,8 @@ def main() -> None:
     url = replay_bench.fresh_url(store, Path("/tmp"))
     try:
         replay_bench.generate(url, count)
-        from subledger.ledger import Ledger
-        from subledger.settings import parse_database_url
-
-        ledger = Ledger(parse_database_url(url))
-        projector = runner.Projector(ledger, batch_size=2000)
-        started = time.perf_counter()
-        projector.catch_up()
-        elapsed = time.perf_counter() - started
-        facts = projector.facts
-        projector.close()
-        ledger.close()
+        result = replay_bench.caught_up(url)
+        facts, elapsed = result["facts"], result["seconds"]
     finally:
         replay_bench.drop(url)
     print(f"machine: {replay_bench.machine()}")

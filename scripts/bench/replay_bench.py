@@ -124,26 +124,46 @@ def replay(url: str) -> dict[str, Any]:
     }
 
 
-def catchup(url: str) -> dict[str, Any]:
+def caught_up(url: str) -> dict[str, Any]:
+    """`Projector(batch_size=2000).catch_up()` from wherever the live tables are, timed."""
     from projections.runner import Projector
     from subledger.ledger import Ledger
     from subledger.settings import parse_database_url
 
     ledger = Ledger(parse_database_url(url))
     projector = Projector(ledger, batch_size=2000)
-    facts = projector.catch_up()
+    started = time.perf_counter()
+    projector.catch_up()
+    elapsed = time.perf_counter() - started
+    facts = projector.facts
     projector.close()
     ledger.close()
-    return {"facts": facts}
+    return {"facts": facts, "seconds": elapsed, "rate": facts / elapsed, "peak_rss_mb": rss_mb()}
+
+
+def reset(url: str) -> None:
+    """Drop the live read models and their tracking row: the next catch-up starts at 0."""
+    from projections.replay import drop_projection
+    from projections.runner import UPSTREAM, Projector
+    from projections.tables import LIVE
+    from subledger.ledger import Ledger
+    from subledger.settings import parse_database_url
+
+    ledger = Ledger(parse_database_url(url))
+    projector = Projector(ledger)
+    drop_projection(projector, LIVE, UPSTREAM)
+    projector.close()
+    ledger.close()
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(kind: str, url: str) -> dict[str, Any]:
+def child(kind: str, url: str, script: str = __file__) -> dict[str, Any]:
+    """Run `script --child KIND URL` in a fresh process (its own peak RSS); its last line."""
     output = subprocess.run(
-        [sys.executable, __file__, "--child", kind, url],
+        [sys.executable, script, "--child", kind, url],
         check=True,
         capture_output=True,
         text=True,
@@ -196,7 +216,7 @@ def main() -> None:
 
         tune_runtime()  # as in every `subledger` process; the baseline gets the same setting
         kind, url = args.child
-        work = {"baseline": baseline, "replay": replay, "catchup": catchup}[kind]
+        work = {"baseline": baseline, "replay": replay, "catchup": caught_up}[kind]
         print(json.dumps(work(url)))
         return
     sizes = "sqlite:5000,postgresql:5000" if args.quick else args.sizes
