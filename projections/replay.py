@@ -22,6 +22,7 @@ from subledger.ledger import Ledger
 
 REBUILD_TRACKING = f"{UPSTREAM}:rebuild"
 Progress = Callable[[int, int], None]
+_PAGE = 2000
 
 
 class Difference(msgspec.Struct, frozen=True):
@@ -58,37 +59,61 @@ def _order(db: ViewDb, table: str) -> str:
     return f"app_id{collate}, id{collate}"
 
 
-def rows(db: ViewDb, cur: Cursor, prefix: str, table: str) -> Iterator[tuple[str, str]]:
-    """(key, value) of every row, in byte order of the key, streamed."""
+def _key(table: str) -> str:
     if table == HISTORY:
-        query = (
-            f"SELECT app_id || '/' || subject || '/' || CAST(position AS TEXT) || '/' || "
-            f"CAST(seq AS TEXT), entry FROM {prefix}{table} ORDER BY {_order(db, table)}"
+        return (
+            "app_id || '/' || subject || '/' || CAST(position AS TEXT) || '/' || CAST(seq AS TEXT)"
         )
-    else:
-        query = (
-            f"SELECT app_id || '/' || id, state FROM {prefix}{table} ORDER BY {_order(db, table)}"
-        )
+    return "app_id || '/' || id"
+
+
+def _value(table: str) -> str:
+    return "entry" if table == HISTORY else "state"
+
+
+def _stream(db: ViewDb, cur: Cursor, query: str, name: str) -> Iterator[list[Any]]:
+    """The rows of `query` in pages (PostgreSQL: a server-side cursor, binary)."""
     if db.dialect == "postgresql":
         conn: Any = cur.connection  # type: ignore[attr-defined]
-        with conn.cursor(name=f"stream_{prefix}{table}") as named:
-            named.itersize = 2000
+        with conn.cursor(name=f"stream_{name}", binary=True) as named:
             named.execute(query)
-            yield from ((str(k), str(v)) for k, v in named)
+            while page := named.fetchmany(_PAGE):
+                yield page
     else:
         cur.execute(query)
-        yield from ((str(k), str(v)) for k, v in cur)
+        while page := cur.fetchmany(_PAGE):
+            yield page
+
+
+def rows(db: ViewDb, cur: Cursor, prefix: str, table: str) -> Iterator[tuple[str, str]]:
+    """(key, value) of every row, in byte order of the key, streamed."""
+    query = (
+        f"SELECT {_key(table)}, {_value(table)} FROM {prefix}{table} ORDER BY {_order(db, table)}"
+    )
+    for page in _stream(db, cur, query, prefix + table):
+        yield from ((str(k), str(v)) for k, v in page)
 
 
 def checksum(db: ViewDb, cur: Cursor, prefix: str, projection: str) -> Checksum:
+    """SHA-256 over `table` markers and every row as UTF-8 `key 0x1F value 0x1E`, in key
+    order. The store concatenates and encodes each row, so Python hashes whole pages."""
     digest = hashlib.sha256()
     count = 0
     for table in tables_of(projection):
         digest.update(f"\x00table:{table}\x00".encode())
-        for key, value in rows(db, cur, prefix, table):
-            digest.update(key.encode() + b"\x1f" + value.encode() + b"\x1e")
-            count += 1
+        row = f"{_key(table)} || {_sep(db, 31)} || {_value(table)} || {_sep(db, 30)}"
+        encoded = (
+            f"convert_to({row}, 'UTF8')" if db.dialect == "postgresql" else f"CAST({row} AS BLOB)"
+        )
+        query = f"SELECT {encoded} FROM {prefix}{table} ORDER BY {_order(db, table)}"
+        for page in _stream(db, cur, query, prefix + table):
+            digest.update(b"".join([r[0] for r in page]))
+            count += len(page)
     return Checksum(projection=projection, checksum=digest.hexdigest(), rows=count)
+
+
+def _sep(db: ViewDb, code: int) -> str:
+    return f"chr({code})" if db.dialect == "postgresql" else f"char({code})"
 
 
 def differences(
