@@ -49,6 +49,8 @@ def _text(field: str, value: object) -> str | None:
 def view_changes(
     before: SubscriptionView | None, after: SubscriptionView | None
 ) -> tuple[Change, ...]:
+    if before == after:
+        return ()
     changes = []
     for field in _FIELDS:
         old = getattr(before, field) if before else None

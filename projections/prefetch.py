@@ -47,29 +47,30 @@ def prefetch(ws: WorkingSet, batch: list[tuple[int, Any, Any]]) -> None:
     wanted: Wanted = defaultdict(set)
     for _, record, obj in batch:
         _first_round(wanted, record, obj)
-    _load(ws, wanted)
+    loaded = _load(ws, wanted)
     wanted = defaultdict(set)
-    for (table, app_id), ids in list(ws_keys(ws, (LINKS, PAYMENTS))):
-        for row_id in ids:
-            value = ws.rows.get((table, app_id, row_id))
-            if isinstance(value, str):
-                wanted[(PURCHASES, app_id)].add(value)
-            elif isinstance(value, Payments):
-                wanted[(PURCHASES, app_id)].update(ref.purchase for ref in value.invoices.values())
-    _load(ws, wanted)
+    for (table, app_id), values in loaded.items():
+        if table == LINKS:
+            wanted[(PURCHASES, app_id)].update(v for v in values if isinstance(v, str))
+        elif table == PAYMENTS:
+            for payments in values:
+                if isinstance(payments, Payments):
+                    wanted[(PURCHASES, app_id)].update(
+                        ref.purchase for ref in payments.invoices.values()
+                    )
+    for (table, app_id), values in _load(ws, wanted).items():
+        loaded.setdefault((table, app_id), []).extend(values)
     wanted = defaultdict(set)
-    for (_, app_id), ids in ws_keys(ws, (PURCHASES,)):
-        for row_id in ids:
-            p = ws.rows.get((PURCHASES, app_id, row_id))
-            if isinstance(p, Purchase) and p.owner:
-                wanted[(USERS, app_id)].add(p.owner)
-    _load(ws, wanted)
+    for (table, app_id), values in loaded.items():
+        if table == PURCHASES:
+            owners = {p.owner for p in values if isinstance(p, Purchase) and p.owner}
+            wanted[(USERS, app_id)].update(owners)
+    for (table, app_id), values in _load(ws, wanted).items():
+        loaded.setdefault((table, app_id), []).extend(values)
     wanted = defaultdict(set)
-    for (_, app_id), ids in ws_keys(ws, (USERS,)):
-        for row_id in ids:
-            customer_id = ws.rows.get((USERS, app_id, row_id))
-            if isinstance(customer_id, str):
-                wanted[(CUSTOMERS, app_id)].add(customer_id)
+    for (table, app_id), values in loaded.items():
+        if table == USERS:
+            wanted[(CUSTOMERS, app_id)].update(v for v in values if isinstance(v, str))
     _load(ws, wanted)
 
 
@@ -102,14 +103,12 @@ def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
             pass
 
 
-def ws_keys(ws: WorkingSet, tables: tuple[str, ...]) -> list[tuple[tuple[str, str], list[str]]]:
-    grouped: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
-    for table, app_id, row_id in ws.rows:
-        if table in tables:
-            grouped[(table, app_id)].append(row_id)
-    return list(grouped.items())
-
-
-def _load(ws: WorkingSet, wanted: Wanted) -> None:
+def _load(ws: WorkingSet, wanted: Wanted) -> dict[tuple[str, str], list[Any]]:
+    """Load every wanted row; returns the values, by (table, app), for the next round."""
+    loaded: dict[tuple[str, str], list[Any]] = {}
     for (table, app_id), ids in sorted(wanted.items()):
-        ws.prefetch(table, app_id, sorted(ids))
+        row_ids = sorted(ids)
+        ws.prefetch(table, app_id, row_ids)
+        rows = ws.rows
+        loaded[(table, app_id)] = [rows.get((table, app_id, row_id)) for row_id in row_ids]
+    return loaded

@@ -35,6 +35,8 @@ def _columns(count: int) -> str:
 # than psycopg dumping a list item by item. A column whose values contain the separator
 # (an App User ID may hold any character but NUL) travels as a plain array instead.
 _US = "\x1f"
+_US_BYTES = b"\x1f"
+_SPLIT_JSON = "(string_to_array(chr(31) || convert_from(%b, 'UTF8'), chr(31)))[2:]"
 _SPLIT = "(string_to_array(chr(31) || %s, chr(31)))[2:]"  # a lone '' stays one element
 
 
@@ -44,6 +46,12 @@ def _text_column(values: Sequence[str]) -> tuple[str, str | list[str]]:
     if joined.count(_US) == len(values) - 1:
         return _SPLIT, joined
     return "%b::text[]", list(values)
+
+
+def _json_column(values: Sequence[bytes]) -> tuple[str, bytes]:
+    """A column of encoded JSON rows: JSON escapes control characters, so the separator
+    never occurs inside a value; the server decodes the bytes (Python never makes a str)."""
+    return _SPLIT_JSON, _US_BYTES.join(values)
 
 
 def _int_column(values: Sequence[int], sql_type: str) -> tuple[str, str]:
@@ -59,8 +67,8 @@ def _json_rows(rows: list[Any]) -> str:
     return msgspec.json.encode(rows).decode()
 
 
-def encode_row(value: Any) -> str:
-    return _encoder.encode(value).decode()
+def encode_row(value: Any) -> bytes:
+    return _encoder.encode(value)
 
 
 class RowCache:
@@ -77,10 +85,12 @@ class RowCache:
         return found
 
     def put(self, key: Key, value: Any) -> None:
-        self._rows[key] = value
-        self._rows.move_to_end(key)
-        while len(self._rows) > self.max_rows:
-            self._rows.popitem(last=False)
+        rows = self._rows
+        if key in rows:
+            rows.move_to_end(key)
+        rows[key] = value  # a new key goes to the end already
+        if len(rows) > self.max_rows:
+            rows.popitem(last=False)
 
     def clear(self) -> None:
         self._rows.clear()
@@ -89,9 +99,9 @@ class RowCache:
 class Changes(msgspec.Struct):
     """One batch's writes, encoded: what a writer (maybe another thread) applies."""
 
-    upserts: dict[str, list[tuple[str, str, str]]]
+    upserts: dict[str, list[tuple[str, str, bytes]]]  # JSON as UTF-8
     deletes: dict[str, list[tuple[str, str]]]
-    history: list[tuple[str, str, int, int, str]]
+    history: list[tuple[str, str, int, int, bytes]]
     values: dict[Key, Any]  # decoded, for readers while the write is in flight
 
     @property
@@ -253,17 +263,18 @@ class WorkingSet:
     # one JSON text exploded by json_each). Per-row client work — psycopg's executemany, or
     # sqlite3's executemany, which holds the GIL between rows — dominated projection time.
 
-    def _upsert(self, cur: Cursor, table: str, rows: list[tuple[str, str, str]]) -> None:
+    def _upsert(self, cur: Cursor, table: str, rows: list[tuple[str, str, bytes]]) -> None:
         name = self.prefix + table
         conflict = "ON CONFLICT (app_id, id) DO UPDATE SET state = excluded.state"
         if self.db.dialect == "sqlite":
             cur.execute(
                 f"INSERT INTO {name} (app_id, id, state) SELECT {_columns(3)} "
                 f"FROM json_each(?) WHERE true {conflict}",
-                (_json_rows(rows),),
+                (_json_rows([(a, i, state.decode()) for a, i, state in rows]),),
             )
             return
-        source, params = _unnest(*(_text_column(c) for c in zip(*rows, strict=True)))
+        app_ids, ids, states = zip(*rows, strict=True)
+        source, params = _unnest(_text_column(app_ids), _text_column(ids), _json_column(states))
         cur.execute(
             f"INSERT INTO {name} (app_id, id, state) SELECT * FROM {source} {conflict}", params
         )
@@ -280,13 +291,13 @@ class WorkingSet:
         source, params = _unnest(*(_text_column(c) for c in zip(*keys, strict=True)))
         cur.execute(f"DELETE FROM {name} WHERE (app_id, id) IN (SELECT * FROM {source})", params)
 
-    def _insert_history(self, cur: Cursor, rows: list[tuple[str, str, int, int, str]]) -> None:
+    def _insert_history(self, cur: Cursor, rows: list[tuple[str, str, int, int, bytes]]) -> None:
         name = self.prefix + HISTORY
         columns = "(app_id, subject, position, seq, entry)"
         if self.db.dialect == "sqlite":
             cur.execute(
                 f"INSERT INTO {name} {columns} SELECT {_columns(5)} FROM json_each(?)",
-                (_json_rows(rows),),
+                (_json_rows([(a, s, p, q, entry.decode()) for a, s, p, q, entry in rows]),),
             )
             return
         app_ids, subjects, positions, seqs, entries = zip(*rows, strict=True)
@@ -295,6 +306,6 @@ class WorkingSet:
             _text_column(subjects),
             _int_column(positions, "bigint"),
             _int_column(seqs, "int"),
-            _text_column(entries),
+            _json_column(entries),
         )
         cur.execute(f"INSERT INTO {name} {columns} SELECT * FROM {source}", params)
