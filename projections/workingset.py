@@ -72,7 +72,7 @@ def encode_row(value: Any) -> bytes:
 
 
 class RowCache:
-    """Least-recently-used decoded rows; `None` records a known-absent row."""
+    """Least-recently-used rows as their JSON; `None` records a known-absent row."""
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
@@ -142,12 +142,21 @@ class WorkingSet:
         if key in self.overlay:
             self.rows[key] = self.overlay[key]
             return self.rows[key]
-        cached = self.cache.get(key)
+        cached = self._cached(key)
         if cached is _MISSING:
             self.prefetch(table, app_id, [row_id])
             return self.rows[key]
         self.rows[key] = cached
         return cached
+
+    def _cached(self, key: Key) -> Any:
+        """A cached row, decoded afresh: the cache keeps rows as their JSON, which is far
+        smaller than the objects, and a freshly decoded row lies compactly in memory (a row
+        assembled over many facts is scattered, and walking it stalls on memory)."""
+        raw = self.cache.get(key)
+        if raw is _MISSING or raw is None:
+            return raw
+        return _decoders[key[0]].decode(raw)
 
     def prefetch(self, table: str, app_id: str, row_ids: Iterable[str]) -> None:
         """Load rows not yet in memory in a few round trips (absent rows become None)."""
@@ -159,7 +168,7 @@ class WorkingSet:
             if key in self.overlay:
                 self.rows[key] = self.overlay[key]
                 continue
-            cached = self.cache.get(key)
+            cached = self._cached(key)
             if cached is not _MISSING:
                 self.rows[key] = cached
             elif self.maybe_written is not None and hash(key) not in self.maybe_written:
@@ -172,9 +181,8 @@ class WorkingSet:
             for row_id in page:
                 key = (table, app_id, row_id)
                 raw = found.get(row_id)
-                value = None if raw is None else _decoders[table].decode(raw)
-                self.rows[key] = value
-                self.cache.put(key, value)
+                self.rows[key] = None if raw is None else _decoders[table].decode(raw)
+                self.cache.put(key, raw)
 
     def _select(self, table: str, app_id: str, row_ids: list[str]) -> dict[str, str]:
         name = self.prefix + table
@@ -230,13 +238,14 @@ class WorkingSet:
         for table, app_id, row_id in sorted(self.dirty):
             key = (table, app_id, row_id)
             value = self.rows[key]
-            if value is None:
+            encoded = None if value is None else encode_row(value)
+            if encoded is None:
                 changes.deletes.setdefault(table, []).append((app_id, row_id))
             else:
-                changes.upserts.setdefault(table, []).append((app_id, row_id, encode_row(value)))
+                changes.upserts.setdefault(table, []).append((app_id, row_id, encoded))
             changes.values[key] = value
             if table not in WRITE_ONLY:
-                self.cache.put(key, value)
+                self.cache.put(key, encoded)
                 if self.maybe_written is not None:
                     self.maybe_written.add(hash(key))
         changes.history = [(a, s, p, q, encode_row(e)) for a, s, p, q, e in self.history]

@@ -277,6 +277,17 @@ def use_source(rev: str, tmp: Path) -> str:
     if rev == "worktree":
         return source_state()
     target = tmp / "source"
+    export_source(rev, target)
+    SOURCE_PATHS[:] = [str(target / "src"), str(target)]
+    sys.path[:0] = SOURCE_PATHS
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return f"commit {commit} ({rev}), exported to a temp dir (working tree not used)"
+
+
+def export_source(rev: str, target: Path) -> None:
+    """`src/` and `projections/` of git revision `rev`, extracted into `target`."""
     target.mkdir()
     archive = subprocess.run(
         ["git", "archive", "--format=tar", rev, "src", "projections"],
@@ -285,12 +296,6 @@ def use_source(rev: str, tmp: Path) -> str:
         check=True,
     )
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    SOURCE_PATHS[:] = [str(target / "src"), str(target)]
-    sys.path[:0] = SOURCE_PATHS
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return f"commit {commit} ({rev}), exported to a temp dir (working tree not used)"
 
 
 def clean_env(**extra: str) -> dict[str, str]:

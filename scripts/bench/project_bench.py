@@ -31,7 +31,7 @@ import replay_bench  # noqa: E402
 
 
 def child(kind: str, url: str) -> dict[str, Any]:
-    return replay_bench.child(kind, url, __file__)
+    return replay_bench.child(kind, url, script=__file__)
 
 
 def throughput(store: str, count: int, tmp: Path, repeat: int) -> dict[str, Any]:

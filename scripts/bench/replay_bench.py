@@ -160,10 +160,10 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(kind: str, url: str, script: str = __file__) -> dict[str, Any]:
-    """Run `script --child KIND URL` in a fresh process (its own peak RSS); its last line."""
+def child(*args: str, script: str = __file__) -> dict[str, Any]:
+    """Run `script --child ARGS…` in a fresh process (its own peak RSS); its last line."""
     output = subprocess.run(
-        [sys.executable, script, "--child", kind, url],
+        [sys.executable, script, "--child", *args],
         check=True,
         capture_output=True,
         text=True,

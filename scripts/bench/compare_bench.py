@@ -1,0 +1,129 @@
+"""Is one version of the projector faster than another? Catch-up A/B on one data set.
+
+Usage: scripts/bench/compare [--store postgresql|sqlite] [--facts N] [--repeat N]
+                             [--callgrind] REV [REV ...]
+
+Each REV is a git revision (its `src/` and `projections/` are exported to a temp dir) or
+`worktree`. One store is generated with FACTS facts (scripts/bench/factgen.py); then, REPEAT
+times and alternating the order of the revisions, each catches up from position 0 in a
+fresh child process (`Projector(batch_size=2000).catch_up()`), reporting facts/s and the
+process's CPU time per fact. This VM's speed drifts by ±20 % between identical runs, so
+only interleaved medians say anything.
+
+`--callgrind` counts instructions instead (valgrind; FACTS defaults to 5,000 there): the
+child runs once with and once without the catch-up and the difference, per fact, is
+repeatable to ~0.3 % whatever else the machine does. Instructions are not time: Python's
+memory stalls (walking row objects scattered in memory) do not show, so a change must win
+on facts/s as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(HERE)]
+
+import replay_bench  # noqa: E402
+from benchlib import export_source  # noqa: E402
+
+
+def export(rev: str, tmp: Path) -> Path:
+    """The source tree of `rev` (the working tree itself for "worktree")."""
+    if rev == "worktree":
+        return ROOT
+    target = tmp / re.sub(r"[^A-Za-z0-9_.-]", "_", rev)
+    export_source(rev, target)
+    return target
+
+
+def child(source: str, url: str, mode: str) -> None:
+    """Runs in a fresh process: catch up with `source`'s code (or only set up, `setup`)."""
+    sys.path[:0] = [str(Path(source) / "src"), source]
+    from subledger.runtime import tune_runtime
+
+    tune_runtime()  # as in every `subledger` process
+    replay_bench.reset(url)
+    if mode == "setup":
+        return
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    result = replay_bench.caught_up(url)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(json.dumps(result))
+
+
+def instructions(source: Path, url: str, mode: str) -> int:
+    callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    done = subprocess.run(
+        [*callgrind, sys.executable, __file__, "--child", str(source), url, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("SOURCE", "URL", "MODE"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--store", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--facts", type=int)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    parser.add_argument("revs", nargs="*", default=["HEAD", "worktree"])
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    facts = args.facts or (5_000 if args.callgrind else 100_000)
+    print(f"machine: {replay_bench.machine()}")
+    print(f"command: scripts/bench/compare {' '.join(sys.argv[1:])}")
+    with tempfile.TemporaryDirectory(prefix="subledger-compare-") as tmp:
+        sources = {rev: export(rev, Path(tmp)) for rev in args.revs}
+        url = replay_bench.fresh_url(args.store, Path(tmp))
+        try:
+            replay_bench.generate(url, facts)
+            if args.callgrind:
+                for rev, source in sources.items():
+                    work = instructions(source, url, "run") - instructions(source, url, "setup")
+                    print(f"{rev:<12} {work / facts:,.0f} instructions per fact (callgrind)")
+                return
+            results: dict[str, list[dict[str, Any]]] = {rev: [] for rev in sources}
+            for turn in range(args.repeat):
+                order = list(sources) if turn % 2 == 0 else list(reversed(sources))
+                for rev in order:
+                    result = replay_bench.child(str(sources[rev]), url, "run", script=__file__)
+                    results[rev].append(result)
+                    print(
+                        f"  {rev:<12} {result['rate']:8,.0f} facts/s  "
+                        f"{result['cpu_s'] / result['facts'] * 1e6:6.1f} µs CPU per fact",
+                        flush=True,
+                    )
+        finally:
+            replay_bench.drop(url)
+    for rev, runs in results.items():
+        rate = statistics.median(r["rate"] for r in runs)
+        cpu = statistics.median(r["cpu_s"] / r["facts"] * 1e6 for r in runs)
+        print(
+            f"{rev:<12} median {rate:8,.0f} facts/s, {cpu:6.1f} µs CPU per fact ({len(runs)} runs)"
+        )
+
+
+if __name__ == "__main__":
+    main()
