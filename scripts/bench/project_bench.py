@@ -42,8 +42,10 @@ def throughput(store: str, count: int, tmp: Path, repeat: int) -> dict[str, Any]
     try:
         replay_bench.generate(url, count)
         for _ in range(repeat):
+            replay_bench.quiet(url)
             bases.append(child("baseline", url))
             replay_bench.reset(url)
+            replay_bench.quiet(url)
             projected.append(child("project", url))
     finally:
         replay_bench.drop(url)
@@ -55,6 +57,10 @@ def throughput(store: str, count: int, tmp: Path, repeat: int) -> dict[str, Any]
         "project_rate": round(statistics.median(p["rate"] for p in projected)),
         "ratio": round(statistics.median(ratios), 3),
         "ratios": [round(r, 3) for r in ratios],
+        "runs": [
+            {"baseline": round(b["rate"]), "project": round(p["rate"])}
+            for b, p in zip(bases, projected, strict=True)
+        ],
         "peak_rss_mb": round(max(p["peak_rss_mb"] for p in projected)),
     }
 
