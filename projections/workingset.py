@@ -102,7 +102,7 @@ class Changes(msgspec.Struct):
     upserts: dict[str, list[tuple[str, str, bytes]]]  # JSON as UTF-8
     deletes: dict[str, list[tuple[str, str]]]
     history: list[tuple[str, str, int, int, bytes]]
-    values: dict[Key, Any]  # decoded, for readers while the write is in flight
+    values: dict[Key, bytes | None]  # encoded, for readers while the write is in flight
 
     @property
     def size(self) -> int:
@@ -139,9 +139,6 @@ class WorkingSet:
         key = (table, app_id, row_id)
         if key in self.rows:
             return self.rows[key]
-        if key in self.overlay:
-            self.rows[key] = self.overlay[key]
-            return self.rows[key]
         cached = self._cached(key)
         if cached is _MISSING:
             self.prefetch(table, app_id, [row_id])
@@ -150,10 +147,13 @@ class WorkingSet:
         return cached
 
     def _cached(self, key: Key) -> Any:
-        """A cached row, decoded afresh: the cache keeps rows as their JSON, which is far
-        smaller than the objects, and a freshly decoded row lies compactly in memory (a row
-        assembled over many facts is scattered, and walking it stalls on memory)."""
-        raw = self.cache.get(key)
+        """A row of a batch in flight or of the cache, decoded afresh: both keep rows as
+        their JSON, which is far smaller than the objects, and a freshly decoded row lies
+        compactly in memory (a row assembled over many facts is scattered, and walking it
+        stalls on memory). `_MISSING` when neither holds the key."""
+        raw = self.overlay.get(key, _MISSING)
+        if raw is _MISSING:
+            raw = self.cache.get(key)
         if raw is _MISSING or raw is None:
             return raw
         return _decoders[key[0]].decode(raw)
@@ -164,9 +164,6 @@ class WorkingSet:
         for row_id in dict.fromkeys(row_ids):
             key = (table, app_id, row_id)
             if key in self.rows:
-                continue
-            if key in self.overlay:
-                self.rows[key] = self.overlay[key]
                 continue
             cached = self._cached(key)
             if cached is not _MISSING:
@@ -243,7 +240,7 @@ class WorkingSet:
                 changes.deletes.setdefault(table, []).append((app_id, row_id))
             else:
                 changes.upserts.setdefault(table, []).append((app_id, row_id, encoded))
-            changes.values[key] = value
+            changes.values[key] = encoded
             if table not in WRITE_ONLY:
                 self.cache.put(key, encoded)
                 if self.maybe_written is not None:
