@@ -79,10 +79,11 @@ def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
         return
     app_id = record.app_id
     wanted[(APPS, app_id)].add("")
+    purchases = wanted[(PURCHASES, app_id)]
     match record:
         case TokenPosted(app_user_id=user, fetch_token=token):
             wanted[(USERS, app_id)].add(user)
-            wanted[(PURCHASES, app_id)].add(token)
+            purchases.add(token)
             wanted[(LINKS, app_id)].add(token)
         case AttributesPosted(app_user_id=user):
             wanted[(USERS, app_id)].add(user)
@@ -90,12 +91,18 @@ def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
             pass
     match obj:
         case objects.Subscription(id=key):
-            wanted[(PURCHASES, app_id)].add(key)
+            purchases.add(key)
         case objects.CheckoutSession(id=session_id, subscription=sub):
             wanted[(LINKS, app_id)].add(session_id)
-            wanted[(PURCHASES, app_id)].update(k for k in (session_id, objects.ref_id(sub)) if k)
+            if session_id:
+                purchases.add(session_id)
+            linked = objects.ref_id(sub)
+            if linked:
+                purchases.add(linked)
         case objects.Invoice():
-            wanted[(PURCHASES, app_id)].update(k for k in (invoice_subscription(obj),) if k)
+            linked = invoice_subscription(obj)
+            if linked:
+                purchases.add(linked)
             wanted[(PAYMENTS, app_id)].add(objects.ref_id(obj.customer) or "-")
         case objects.Charge(customer=customer):
             wanted[(PAYMENTS, app_id)].add(objects.ref_id(customer) or "-")

@@ -67,10 +67,6 @@ def _json_rows(rows: list[Any]) -> str:
     return msgspec.json.encode(rows).decode()
 
 
-def encode_row(value: Any) -> bytes:
-    return _encoder.encode(value)
-
-
 class RowCache:
     """Least-recently-used rows as their JSON; `None` records a known-absent row."""
 
@@ -232,10 +228,11 @@ class WorkingSet:
     def prepare(self) -> Changes:
         """Encode this batch's writes (canonically, once) and remember them in the cache."""
         changes = Changes(upserts={}, deletes={}, history=[], values={})
+        encode = _encoder.encode  # canonical JSON (sorted dict keys)
         for table, app_id, row_id in sorted(self.dirty):
             key = (table, app_id, row_id)
             value = self.rows[key]
-            encoded = None if value is None else encode_row(value)
+            encoded = None if value is None else encode(value)
             if encoded is None:
                 changes.deletes.setdefault(table, []).append((app_id, row_id))
             else:
@@ -245,7 +242,7 @@ class WorkingSet:
                 self.cache.put(key, encoded)
                 if self.maybe_written is not None:
                     self.maybe_written.add(hash(key))
-        changes.history = [(a, s, p, q, encode_row(e)) for a, s, p, q, e in self.history]
+        changes.history = [(a, s, p, q, encode(e)) for a, s, p, q, e in self.history]
         self.dirty.clear()
         self.history.clear()
         return changes
