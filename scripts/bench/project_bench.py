@@ -109,6 +109,7 @@ def lag(store: str, tmp: Path, pg: str, duration_s: float) -> dict[str, Any]:
     try:
         pool = int(3000 * duration_s) + 5000
         benchlib.write_wrk_pool(prefix, 2, factory, pool, **where)
+        replay_bench.quiet(url)  # no checkpoint of earlier phases lands in this one
         settle(server)  # the projector is up and current before load (steady state)
         peak = benchlib.run_wrk(
             f"{server.base_url}/",
@@ -129,6 +130,7 @@ def lag(store: str, tmp: Path, pg: str, duration_s: float) -> dict[str, Any]:
     where = {"host": "127.0.0.1", "port": server.port, "app_id": app_id}
     try:
         requests = factory.requests(int(rate * duration_s), **where)
+        replay_bench.quiet(url)
         settle(server)
         half = benchlib.open_loop("127.0.0.1", server.port, requests, rate, server=server)
         at_half = settle(server)["projection"]

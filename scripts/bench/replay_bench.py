@@ -73,25 +73,29 @@ def settle(url: str) -> None:
 
 
 def quiet(url: str, max_wait_s: float = 300.0) -> None:
-    """Before each measured run: vacuum and analyze every table of the store, flush dirty
-    pages, and wait until no autovacuum worker runs — otherwise a 1M-fact replay's
-    aftermath (a checkpoint of gigabytes, autovacuum of the swapped-in tables) lands on
-    whichever run comes next (seen: the same baseline at 51k and 18k facts/s)."""
+    """Before each measured run: vacuum and analyze the store's tables (PostgreSQL), flush
+    PostgreSQL's dirty pages (SQLite runs too: they share the disk) and wait until no
+    autovacuum worker runs, so that one run's aftermath (a checkpoint of gigabytes after a
+    1M-fact replay, autovacuum of swapped-in tables) does not land on the next run."""
     from subledger.settings import parse_database_url
     from subledger.store import pg_conninfo
 
-    database = parse_database_url(url)
-    if database.kind != "postgresql":
-        return
+    database = parse_database_url(url if url.startswith("postgresql") else PG)
     import psycopg
 
-    with psycopg.connect(**pg_conninfo(database), autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(**pg_conninfo(database), autocommit=True)
+    except psycopg.OperationalError:
+        if url.startswith("postgresql"):
+            raise
+        return  # a SQLite-only machine: nothing to quiet
+    with conn:
         tables = conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (database.schema,)
         ).fetchall()
-        for (table,) in tables:
+        for (table,) in tables if url.startswith("postgresql") else []:
             conn.execute(f'VACUUM (ANALYZE) "{database.schema}"."{table}"')
-        conn.execute("CHECKPOINT")
+        conn.execute("CHECKPOINT")  # SQLite runs too: PostgreSQL's flush shares the disk
         deadline = time.monotonic() + max_wait_s
         while time.monotonic() < deadline:
             busy = conn.execute(
