@@ -131,7 +131,8 @@ class Fold:
         for subject in subjects:
             if subject and subject not in done:
                 done.append(subject)
-                self.ws.record(app_id, subject, entry)
+        if done:
+            self.ws.record(app_id, done, entry)
 
     # --- notifications -----------------------------------------------------------------
 

@@ -126,7 +126,7 @@ class WorkingSet:
         self.maybe_written = maybe_written
         self.rows: dict[Key, Any] = {}
         self.dirty: set[Key] = set()
-        self.history: list[tuple[str, str, int, int, HistoryEntry]] = []
+        self.history: list[tuple[str, str, int, int, bytes]] = []  # entries encoded
         self._seq: dict[tuple[str, str, int], int] = {}
 
     # --- reads -------------------------------------------------------------------------
@@ -219,11 +219,15 @@ class WorkingSet:
     def delete(self, table: str, app_id: str, row_id: str) -> None:
         self.put(table, app_id, row_id, None)
 
-    def record(self, app_id: str, subject: str, entry: HistoryEntry) -> None:
-        seq_key = (app_id, subject, entry.position)
-        seq = self._seq.get(seq_key, 0)
-        self._seq[seq_key] = seq + 1
-        self.history.append((app_id, subject, entry.position, seq, entry))
+    def record(self, app_id: str, subjects: Iterable[str], entry: HistoryEntry) -> None:
+        """Add `entry` to each subject's history. It is encoded now, while its objects are
+        fresh in the CPU's cache (history is never read back within a batch)."""
+        encoded = _encoder.encode(entry)
+        for subject in subjects:
+            seq_key = (app_id, subject, entry.position)
+            seq = self._seq.get(seq_key, 0)
+            self._seq[seq_key] = seq + 1
+            self.history.append((app_id, subject, entry.position, seq, encoded))
 
     def prepare(self) -> Changes:
         """Encode this batch's writes (canonically, once) and remember them in the cache."""
@@ -242,9 +246,9 @@ class WorkingSet:
                 self.cache.put(key, encoded)
                 if self.maybe_written is not None:
                     self.maybe_written.add(hash(key))
-        changes.history = [(a, s, p, q, encode(e)) for a, s, p, q, e in self.history]
+        changes.history = self.history
+        self.history = []
         self.dirty.clear()
-        self.history.clear()
         return changes
 
     def write(self, changes: Changes, cur: Cursor | None = None) -> int:
