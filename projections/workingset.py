@@ -1,8 +1,9 @@
 """A unit of work over the read-model rows of one batch, with a bounded row cache.
 
 Rows are decoded on load and encoded once at flush, canonically (sorted dict keys), so the
-same state is always the same bytes. The cache survives batches only while this process is
-the sole writer: the runner clears it whenever the stored position is not the one it wrote.
+same state is always the same bytes; history entries are encoded when recorded. The cache
+keeps rows as that JSON and survives batches only while this process is the sole writer:
+the runner clears it whenever the stored position is not the one it wrote.
 """
 
 from __future__ import annotations
