@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import statistics
 import sys
 import time
 import urllib.request
@@ -30,37 +29,20 @@ import benchlib  # noqa: E402
 import replay_bench  # noqa: E402
 
 
-def child(kind: str, url: str) -> dict[str, Any]:
-    return replay_bench.child(kind, url, script=__file__)
-
-
 def throughput(store: str, count: int, tmp: Path, repeat: int) -> dict[str, Any]:
     """Baseline and projection alternate `repeat` times over the same log; medians count
     (this VM's speed drifts by ±20 % between runs)."""
     url = replay_bench.fresh_url(store, tmp)
-    bases, projected = [], []
     try:
         replay_bench.generate(url, count)
-        for _ in range(repeat):
-            replay_bench.quiet(url)
-            bases.append(child("baseline", url))
-            replay_bench.reset(url)
-            replay_bench.quiet(url)
-            projected.append(child("project", url))
+        bases, projected = replay_bench.alternate(
+            url, repeat, "project", __file__, before_work=replay_bench.reset
+        )
     finally:
         replay_bench.drop(url)
-    ratios = [p["rate"] / b["rate"] for b, p in zip(bases, projected, strict=True)]
     return {
         "store": store,
-        "facts": projected[0]["facts"],
-        "baseline_rate": round(statistics.median(b["rate"] for b in bases)),
-        "project_rate": round(statistics.median(p["rate"] for p in projected)),
-        "ratio": round(statistics.median(ratios), 3),
-        "ratios": [round(r, 3) for r in ratios],
-        "runs": [
-            {"baseline": round(b["rate"]), "project": round(p["rate"])}
-            for b, p in zip(bases, projected, strict=True)
-        ],
+        **replay_bench.compared(bases, projected, "project"),
         "peak_rss_mb": round(max(p["peak_rss_mb"] for p in projected)),
     }
 

@@ -53,30 +53,17 @@ def generate(url: str, count: int) -> float:
         ledger.record_new(page)
     ledger.close()
     elapsed = time.perf_counter() - started
-    settle(url)
+    quiet(url)
     return elapsed
-
-
-def settle(url: str) -> None:
-    """Leave the store as a running system's: PostgreSQL's first read of fresh rows sets
-    their hint bits (it writes), which would slow whichever side reads first."""
-    from subledger.settings import parse_database_url
-    from subledger.store import pg_conninfo
-
-    database = parse_database_url(url)
-    if database.kind != "postgresql":
-        return
-    import psycopg
-
-    with psycopg.connect(**pg_conninfo(database), autocommit=True) as conn:
-        conn.execute(f'VACUUM (ANALYZE) "{database.schema}".ledger_events')
 
 
 def quiet(url: str, max_wait_s: float = 300.0) -> None:
     """Before each measured run: vacuum and analyze the store's tables (PostgreSQL), flush
     PostgreSQL's dirty pages (SQLite runs too: they share the disk) and wait until no
     autovacuum worker runs, so that one run's aftermath (a checkpoint of gigabytes after a
-    1M-fact replay, autovacuum of swapped-in tables) does not land on the next run."""
+    1M-fact replay, autovacuum of swapped-in tables) does not land on the next run. After
+    generation it also sets the fresh rows' hint bits, a write PostgreSQL's first reader
+    would otherwise pay, slowing whichever side reads first."""
     from subledger.settings import parse_database_url
     from subledger.store import pg_conninfo
 
@@ -190,6 +177,38 @@ def reset(url: str) -> None:
     ledger.close()
 
 
+def alternate(
+    url: str, repeat: int, work: str, script: str, before_work: Any = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`repeat` pairs of child runs, baseline then `work`, each from a quiet store (medians
+    count: this VM's speed drifts by ±20 % between runs)."""
+    bases, works = [], []
+    for _ in range(repeat):
+        quiet(url)
+        bases.append(child("baseline", url, script=script))
+        if before_work is not None:
+            before_work(url)
+        quiet(url)
+        works.append(child(work, url, script=script))
+    return bases, works
+
+
+def compared(bases: list[dict[str, Any]], works: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Medians of a baseline/work alternation, every pair's ratio and both rates."""
+    ratios = [w["rate"] / b["rate"] for b, w in zip(bases, works, strict=True)]
+    return {
+        "facts": works[0]["facts"],
+        "baseline_rate": round(statistics.median(b["rate"] for b in bases)),
+        f"{name}_rate": round(statistics.median(w["rate"] for w in works)),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+        "runs": [
+            {"baseline": round(b["rate"]), name: round(w["rate"])}
+            for b, w in zip(bases, works, strict=True)
+        ],
+    }
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -260,31 +279,17 @@ def main() -> None:
     for spec in sizes.split(","):
         store, count = spec.split(":")
         url = fresh_url(store, Path(args.tmp))
-        bases, rebuilds = [], []
         try:
             generated = generate(url, int(count))
             child("catchup", url)  # a running system's live tables are current (not timed)
-            for _ in range(args.repeat):  # alternate; medians (this VM drifts ±20 %)
-                quiet(url)
-                bases.append(child("baseline", url))
-                quiet(url)
-                rebuilds.append(child("replay", url))
+            bases, rebuilds = alternate(url, args.repeat, "replay", __file__)
         finally:
             drop(url)
-        ratios = [r["rate"] / b["rate"] for b, r in zip(bases, rebuilds, strict=True)]
         row = {
             "store": store,
-            "facts": rebuilds[0]["facts"],
             "generate_s": round(generated, 1),
-            "baseline_rate": round(statistics.median(b["rate"] for b in bases)),
-            "replay_rate": round(statistics.median(r["rate"] for r in rebuilds)),
+            **compared(bases, rebuilds, "replay"),
             "replay_s": round(statistics.median(r["seconds"] for r in rebuilds), 1),
-            "ratio": round(statistics.median(ratios), 3),
-            "ratios": [round(r, 3) for r in ratios],
-            "runs": [
-                {"baseline": round(b["rate"]), "replay": round(r["rate"])}
-                for b, r in zip(bases, rebuilds, strict=True)
-            ],
             "replay_peak_rss_mb": round(max(r["peak_rss_mb"] for r in rebuilds)),
             "baseline_peak_rss_mb": round(max(b["peak_rss_mb"] for b in bases)),
         }
