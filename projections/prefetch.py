@@ -48,7 +48,17 @@ def prefetch(ws: WorkingSet, batch: list[tuple[int, Any, Any]]) -> None:
     for _, record, obj in batch:
         _first_round(wanted, record, obj)
     loaded = _load(ws, wanted)
-    wanted = defaultdict(set)
+    for follow in (_linked_purchases, _owners, _customers):
+        for table_app, values in _load(ws, follow(loaded)).items():
+            loaded.setdefault(table_app, []).extend(values)
+
+
+Loaded = dict[tuple[str, str], list[Any]]  # (table, app_id) → values, absent rows as None
+
+
+def _linked_purchases(loaded: Loaded) -> Wanted:
+    """Purchases that loaded links and payments (a customer's invoices) point to."""
+    wanted: Wanted = defaultdict(set)
     for (table, app_id), values in loaded.items():
         if table == LINKS:
             wanted[(PURCHASES, app_id)].update(v for v in values if isinstance(v, str))
@@ -58,20 +68,25 @@ def prefetch(ws: WorkingSet, batch: list[tuple[int, Any, Any]]) -> None:
                     wanted[(PURCHASES, app_id)].update(
                         ref.purchase for ref in payments.invoices.values()
                     )
-    for (table, app_id), values in _load(ws, wanted).items():
-        loaded.setdefault((table, app_id), []).extend(values)
-    wanted = defaultdict(set)
+    return wanted
+
+
+def _owners(loaded: Loaded) -> Wanted:
+    wanted: Wanted = defaultdict(set)
     for (table, app_id), values in loaded.items():
         if table == PURCHASES:
-            owners = {p.owner for p in values if isinstance(p, Purchase) and p.owner}
-            wanted[(USERS, app_id)].update(owners)
-    for (table, app_id), values in _load(ws, wanted).items():
-        loaded.setdefault((table, app_id), []).extend(values)
-    wanted = defaultdict(set)
+            wanted[(USERS, app_id)].update(
+                p.owner for p in values if isinstance(p, Purchase) and p.owner
+            )
+    return wanted
+
+
+def _customers(loaded: Loaded) -> Wanted:
+    wanted: Wanted = defaultdict(set)
     for (table, app_id), values in loaded.items():
         if table == USERS:
             wanted[(CUSTOMERS, app_id)].update(v for v in values if isinstance(v, str))
-    _load(ws, wanted)
+    return wanted
 
 
 def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
@@ -110,9 +125,9 @@ def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
             pass
 
 
-def _load(ws: WorkingSet, wanted: Wanted) -> dict[tuple[str, str], list[Any]]:
+def _load(ws: WorkingSet, wanted: Wanted) -> Loaded:
     """Load every wanted row; returns the values, by (table, app), for the next round."""
-    loaded: dict[tuple[str, str], list[Any]] = {}
+    loaded: Loaded = {}
     for (table, app_id), ids in sorted(wanted.items()):
         row_ids = sorted(ids)
         ws.prefetch(table, app_id, row_ids)
