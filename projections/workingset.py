@@ -19,6 +19,7 @@ from projections.model import HistoryEntry
 from projections.tables import HISTORY, STATE_TABLES
 
 Key = tuple[str, str, str]  # (table, app_id, id)
+Encoded = bytes | str  # a row's JSON: bytes when this process encoded it, str from the store
 _MISSING = object()
 _encoder = msgspec.json.Encoder(order="deterministic")
 _decoders = {table: msgspec.json.Decoder(row_type) for table, (_, row_type) in STATE_TABLES.items()}
@@ -73,7 +74,7 @@ class RowCache:
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
-        self._rows: OrderedDict[Key, Any] = OrderedDict()
+        self._rows: OrderedDict[Key, Encoded | None] = OrderedDict()
 
     def get(self, key: Key) -> Any:
         found = self._rows.get(key, _MISSING)
@@ -81,7 +82,7 @@ class RowCache:
             self._rows.move_to_end(key)
         return found
 
-    def put(self, key: Key, value: Any) -> None:
+    def put(self, key: Key, value: Encoded | None) -> None:
         rows = self._rows
         if key in rows:
             rows.move_to_end(key)
