@@ -73,13 +73,9 @@ class Subscriber(msgspec.Struct, frozen=True, gc=False):
     subscriber_attributes: dict[str, AttributeEntry]
 
 
+@functools.lru_cache(maxsize=65_536)  # no Python frame on a hit: called for every date
 def iso(seconds: int | None) -> str | None:
-    return None if seconds is None else _iso(seconds)
-
-
-@functools.lru_cache(maxsize=65_536)
-def _iso(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return None if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def empty_subscriber(app_user_id: str) -> Subscriber:

@@ -29,13 +29,9 @@ _TIMES = {
 }
 
 
-def when(seconds: int | None) -> str:
-    return "never" if seconds is None else _when(seconds)
-
-
 @functools.lru_cache(maxsize=65_536)
-def _when(seconds: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+def when(seconds: int | None) -> str:
+    return "never" if seconds is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
 
 
 def _text(field: str, value: object) -> str | None:

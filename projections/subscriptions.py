@@ -104,20 +104,24 @@ def _unsubscribe_detected(subs: tuple[SubObs, ...]) -> int | None:
 def _billing_issue(p: Purchase) -> int | None:
     """First seen past_due/unpaid (cleared when active again), or the latest invoice open
     with a failed attempt (cleared once paid); the earlier of the two."""
-    from_subscription: int | None = None
-    for obs in p.subs:
-        if obs.status in ("past_due", "unpaid"):
-            if from_subscription is None:
-                from_subscription = obs.order[0]
-        elif obs.status in ("active", "trialing"):
-            from_subscription = None
-    from_invoice: int | None = None
-    if p.invoices:
-        latest = max(p.invoices.values(), key=lambda i: (i.period_end or 0, i.order))
-        if latest.status == "open" and latest.first_failed_at is not None:
-            from_invoice = latest.first_failed_at
-    found = [t for t in (from_subscription, from_invoice) if t is not None]
-    return min(found) if found else None
+    found: int | None = None
+    for obs in reversed(p.subs):  # back to the last active/trialing snapshot
+        status = obs.status
+        if status in ("past_due", "unpaid"):
+            found = obs.order[0]
+        elif status in ("active", "trialing"):
+            break
+    latest = None
+    for invoice in p.invoices.values():
+        if latest is None or (invoice.period_end or 0, invoice.order) > (
+            latest.period_end or 0,
+            latest.order,
+        ):
+            latest = invoice
+    failed = latest.first_failed_at if latest is not None and latest.status == "open" else None
+    if failed is not None and (found is None or failed < found):
+        found = failed
+    return found
 
 
 def _refund(p: Purchase, latest: SubObs) -> tuple[int | None, bool]:

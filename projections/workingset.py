@@ -135,8 +135,9 @@ class WorkingSet:
 
     def get(self, table: str, app_id: str, row_id: str) -> Any:
         key = (table, app_id, row_id)
-        if key in self.rows:
-            return self.rows[key]
+        found = self.rows.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
         cached = self._cached(key)
         if cached is _MISSING:
             self.prefetch(table, app_id, [row_id])
