@@ -26,10 +26,7 @@ def ref_id(value: IdOrObject) -> str | None:
 
 
 class Price(msgspec.Struct, frozen=True, gc=False):
-    id: str = ""
     product: IdOrObject = None
-    unit_amount: int | None = None
-    currency: str | None = None
 
 
 class SubscriptionItem(msgspec.Struct, frozen=True, gc=False):
@@ -52,15 +49,11 @@ class Subscription(msgspec.Struct, frozen=True, gc=False):
     canceled_at: int | None = None
     ended_at: int | None = None
     start_date: int | None = None
-    created: int | None = None
     livemode: bool = False
     metadata: dict[str, str] | None = None
     current_period_start: int | None = None  # API < 2025-03-31
     current_period_end: int | None = None
     items: ItemList | None = None
-    trial_start: int | None = None
-    trial_end: int | None = None
-    latest_invoice: IdOrObject = None
 
 
 class LineItemPrice(msgspec.Struct, frozen=True, gc=False):
@@ -84,8 +77,6 @@ class CheckoutSession(msgspec.Struct, frozen=True, gc=False):
     client_reference_id: str | None = None
     livemode: bool = False
     created: int | None = None
-    amount_total: int | None = None
-    currency: str | None = None
     line_items: LineItemList | None = None  # only when expanded (API reads)
 
 
@@ -103,18 +94,8 @@ class Period(msgspec.Struct, frozen=True, gc=False):
     end: int | None = None
 
 
-class PriceDetails(msgspec.Struct, frozen=True, gc=False):
-    product: str | None = None
-
-
-class Pricing(msgspec.Struct, frozen=True, gc=False):
-    price_details: PriceDetails | None = None
-
-
 class InvoiceLine(msgspec.Struct, frozen=True, gc=False):
     period: Period | None = None
-    pricing: Pricing | None = None  # API >= 2025-03-31
-    price: Price | None = None  # older
     subscription: IdOrObject = None
 
 
@@ -124,7 +105,6 @@ class InvoiceLines(msgspec.Struct, frozen=True, gc=False):
 
 class StatusTransitions(msgspec.Struct, frozen=True, gc=False):
     paid_at: int | None = None
-    voided_at: int | None = None
 
 
 class Invoice(msgspec.Struct, frozen=True, gc=False):
@@ -136,21 +116,15 @@ class Invoice(msgspec.Struct, frozen=True, gc=False):
     payment_intent: IdOrObject = None  # API < 2025-03-31
     charge: IdOrObject = None  # API < 2025-03-31
     amount_paid: int = 0
-    amount_due: int = 0
     attempted: bool = False
     attempt_count: int = 0
-    created: int | None = None
     livemode: bool = False
-    billing_reason: str | None = None
     lines: InvoiceLines | None = None
     status_transitions: StatusTransitions | None = None
 
 
 class Refund(msgspec.Struct, frozen=True, gc=False):
-    id: str = ""
-    amount: int = 0
     created: int | None = None
-    status: str | None = None
 
 
 class RefundList(msgspec.Struct, frozen=True, gc=False):
@@ -161,13 +135,11 @@ class Charge(msgspec.Struct, frozen=True, gc=False):
     id: str
     amount: int = 0
     amount_refunded: int = 0
-    refunded: bool = False
     customer: IdOrObject = None
     invoice: IdOrObject = None  # absent in current API versions
     payment_intent: IdOrObject = None
     created: int | None = None
     livemode: bool = False
-    currency: str | None = None
     refunds: RefundList | None = None
 
 
