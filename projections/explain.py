@@ -6,6 +6,8 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 
+import msgspec
+
 from projections.documents import iso
 from projections.model import Change
 from projections.subscriptions import SubscriptionView
@@ -42,18 +44,30 @@ def _text(field: str, value: object) -> str | None:
     return str(value)
 
 
+_AT = [(field, SubscriptionView.__struct_fields__.index(field)) for field in _FIELDS]
+_NONE = (None,) * len(SubscriptionView.__struct_fields__)
+
+
 def view_changes(
     before: SubscriptionView | None, after: SubscriptionView | None
 ) -> tuple[Change, ...]:
     if before == after:
         return ()
-    changes = []
-    for field in _FIELDS:
-        old = getattr(before, field) if before else None
-        new = getattr(after, field) if after else None
-        if old != new:
-            changes.append(Change(field=field, before=_text(field, old), after=_text(field, new)))
-    return tuple(changes)
+    old_values = _NONE if before is None else msgspec.structs.astuple(before)
+    new_values = _NONE if after is None else msgspec.structs.astuple(after)
+    return tuple(
+        Change(field=field, before=_text(field, old_values[i]), after=_text(field, new_values[i]))
+        for field, i in _AT
+        if old_values[i] != new_values[i]
+    )
+
+
+def _access(product: str, entitlements: Mapping[str, Sequence[str]]) -> str:
+    """ "access to pro, premium": the entitlements `product` grants, sorted."""
+    granted = [e for e, products in entitlements.items() if product in products]
+    if len(granted) > 1:
+        granted.sort()
+    return f"access to {', '.join(granted)}" if granted else "access"
 
 
 def describe_view_change(
@@ -66,8 +80,7 @@ def describe_view_change(
     if after is None:
         return f"subscription {key}: nothing to show yet"
     parts = []
-    granted = sorted(e for e, products in entitlements.items() if after.product in products)
-    access = f"access to {', '.join(granted)}" if granted else "access"
+    access = _access(after.product, entitlements)
     if before is None:
         parts.append(f"subscription {key} {after.status} ({after.product})")
     elif before.status != after.status:

@@ -127,6 +127,10 @@ class Fold:
         return view
 
     def record(self, app_id: str, subjects: list[str], entry: HistoryEntry) -> None:
+        if len(subjects) == 1:  # the usual case
+            if subjects[0]:
+                self.ws.record(app_id, subjects, entry)
+            return
         done: list[str] = []
         for subject in subjects:
             if subject and subject not in done:
