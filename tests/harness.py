@@ -105,10 +105,11 @@ class Harness:
 
 
 @contextmanager
-def harness(settings: Settings) -> Iterator[Harness]:
-    """In-process (thread) projector: deterministic and fast for API-level tests; the
-    process mode is covered by the e2e tests against `subledger serve`."""
-    settings = msgspec.structs.replace(settings, projector="thread")
+def harness(settings: Settings, projector: str = "thread") -> Iterator[Harness]:
+    """In-process (thread) projector by default: deterministic and fast for API-level tests;
+    the process mode is covered by the e2e tests against `subledger serve`. `external`: no
+    projector at all unless the test runs one."""
+    settings = msgspec.structs.replace(settings, projector=projector)
     service = Service(settings)
     with TestClient(create_app(settings, service=service)) as client:
         yield Harness(client, service)
