@@ -201,17 +201,33 @@ def test_replay_verify_names_a_tampered_row(
     assert "DIFFERENT" in out
     assert f"documents {keys.app_id}/user_123" in out
     assert '{"tampered":true}' in out
+    assert live_document(settings, keys.app_id) == '{"tampered":true}'  # compared, not swapped
     code, out, _ = run_cli(
         monkeypatch, capsys, database_url, "replay", "--projection", "customers", "--json"
     )
     assert code == 0
-    assert json.loads(out)["swapped"] is True
+    rebuilt = json.loads(out)
+    assert rebuilt["swapped"] is True
+    assert [c["projection"] for c in rebuilt["checksums"]] == ["customers"]
+    assert live_document(settings, keys.app_id) != '{"tampered":true}'
     code, out, _ = run_cli(monkeypatch, capsys, database_url, "replay", "--verify", "--json")
     assert code == 0
     assert [c["checksum"] for c in json.loads(out)["checksums"]] == [
         c["checksum"] for c in clean["checksums"]
     ]
     assert h.subscriber(keys, "user_123")["subscriber"]["original_app_user_id"] == "user_123"
+
+
+def live_document(settings: Settings, app_id: str) -> str:
+    db = ViewDb(settings.database)
+    with db.read() as cur:
+        cur.execute(
+            db.q("SELECT state FROM sl_documents WHERE app_id = ? AND id = ?"), (app_id, "user_123")
+        )
+        row = cur.fetchone()
+    db.close()
+    assert row is not None
+    return str(row[0])
 
 
 def test_events_cli_lists_the_raw_facts(
@@ -237,3 +253,57 @@ def test_events_cli_lists_the_raw_facts(
     )
     assert code == 0
     assert "token" in out and "user_123" in out
+    assert "customer.subscription.created" not in out  # before --since
+
+
+def test_events_cli_filters_by_app_and_position_and_shows_bodies_only_on_request(
+    h: Harness,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first, second = h.app(), h.app()
+    h.webhook(first, scenario_bodies()[1])
+    h.receipt(second, "user_b", SUB)
+    h.receipt(first, "user_a", SUB)
+    code, out, _ = run_cli(monkeypatch, capsys, database_url, "events", "--json")
+    assert code == 0
+    everything = json.loads(out)
+    assert all("raw_body" not in row for row in everything)
+    positions = [row["position"] for row in everything]
+    assert positions == sorted(positions)
+    code, out, _ = run_cli(
+        monkeypatch, capsys, database_url, "events", "--app", first.app_id, "--json"
+    )
+    mine = json.loads(out)
+    assert {row["app_id"] for row in mine} == {first.app_id}
+    assert [row["kind"] for row in mine][-2:] == ["stripe:customer.subscription.created", "token"]
+    assert [row["summary"] for row in mine][-1] == f"user_a {SUB}"
+    since = mine[-1]["position"]
+    code, out, _ = run_cli(
+        monkeypatch, capsys, database_url, "events", "--since", str(since), "--json"
+    )
+    assert [row["position"] for row in json.loads(out)] == [p for p in positions if p >= since]
+
+
+def test_history_shows_attributes_and_settings_facts(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    response = h.client.post(
+        "/v1/subscribers/user_123/attributes",
+        content=json.dumps({"attributes": {"$email": {"value": "a@example.com"}}}),
+        headers={"authorization": f"Bearer {keys.secret_key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    h.service.ledger.change_app(keys.app_id, entitlements={"premium": ["prod_TKbE3nVq8YhXcM"]})
+    h.settle()
+    entries = history(h, keys, "user_123").json()["history"]
+    kinds = [e["kind"] for e in entries]
+    assert kinds.index("token") < kinds.index("attributes") < kinds.index("settings")
+    by_kind = {e["kind"]: e for e in entries}
+    assert by_kind["attributes"]["what_changed"] == "attributes $email updated"
+    assert "entitlement mapping changed" in by_kind["settings"]["what_changed"]
+    assert all(e["received_at"].endswith("Z") for e in entries)
+    assert "premium" in h.subscriber(keys, "user_123")["subscriber"]["entitlements"]
