@@ -1,0 +1,186 @@
+"""The customer API's contract (SPEC 4, 5, 11): attributes, error codes, app isolation."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from subledger.identity import anonymous_id
+from subledger.settings import Settings
+from tests.harness import AppKeys, Harness, harness
+from tests.samples import scenario_bodies
+
+SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
+
+
+@pytest.fixture
+def h(settings: Settings) -> Iterator[Harness]:
+    with harness(settings) as running:
+        yield running
+
+
+def post_attributes(h: Harness, keys: AppKeys, user: str, attributes: Any, key: str = "") -> Any:
+    return h.client.post(
+        f"/v1/subscribers/{quote(user, safe='')}/attributes",
+        content=json.dumps({"attributes": attributes}),
+        headers={
+            "authorization": f"Bearer {key or keys.secret_key}",
+            "content-type": "application/json",
+        },
+    )
+
+
+def get_subscriber(h: Harness, user: str, key: str) -> Any:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return h.client.get(f"/v1/subscribers/{quote(user, safe='')}", headers=headers)
+
+
+def attributes_of(h: Harness, keys: AppKeys, user: str) -> dict[str, Any]:
+    found: dict[str, Any] = h.subscriber(keys, user)["subscriber"]["subscriber_attributes"]
+    return {k: v["value"] for k, v in found.items()}
+
+
+def test_attributes_are_stored_shown_to_the_secret_key_and_deleted_by_null_or_empty(
+    h: Harness,
+) -> None:
+    keys = h.app()
+    answer = post_attributes(
+        h, keys, "user_1", {"$email": {"value": "a@example.com"}, "plan": {"value": "gold"}}
+    )
+    assert answer.status_code == 200, answer.text
+    assert attributes_of(h, keys, "user_1") == {"$email": "a@example.com", "plan": "gold"}
+    public = get_subscriber(h, "user_1", keys.public_key)
+    assert public.status_code == 200
+    assert "subscriber_attributes" not in public.json()["subscriber"]
+    post_attributes(h, keys, "user_1", {"plan": {"value": None}, "$email": {"value": ""}})
+    assert attributes_of(h, keys, "user_1") == {}
+
+
+def test_an_older_updated_at_ms_is_ignored_and_a_newer_one_wins(h: Harness) -> None:
+    keys = h.app()
+    post_attributes(h, keys, "user_1", {"plan": {"value": "gold", "updated_at_ms": 2_000}})
+    post_attributes(h, keys, "user_1", {"plan": {"value": "old", "updated_at_ms": 1_000}})
+    assert attributes_of(h, keys, "user_1") == {"plan": "gold"}
+    post_attributes(h, keys, "user_1", {"plan": {"value": "new", "updated_at_ms": 3_000}})
+    assert attributes_of(h, keys, "user_1") == {"plan": "new"}
+    entry = h.subscriber(keys, "user_1")["subscriber"]["subscriber_attributes"]["plan"]
+    assert entry["updated_at_ms"] == 3_000
+
+
+def test_invalid_attributes_answer_7263_and_the_valid_ones_are_still_stored(h: Harness) -> None:
+    keys = h.app()
+    answer = post_attributes(
+        h,
+        keys,
+        "user_1",
+        {
+            "plan": {"value": "gold"},
+            "9lives": {"value": "x"},
+            "$email": {"value": "not an email"},
+            "$madeUp": {"value": "x"},
+            "long": {"value": "x" * 501},
+        },
+    )
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["code"] == 7263
+    refused = sorted(e["key_name"] for e in body["attribute_errors"])
+    assert refused == ["$email", "$madeUp", "9lives", "long"]
+    assert all(e["message"] for e in body["attribute_errors"])
+    assert attributes_of(h, keys, "user_1") == {"plan": "gold"}
+
+
+def test_at_most_fifty_custom_keys(h: Harness) -> None:
+    keys = h.app()
+    many = {f"k{i}": {"value": "v"} for i in range(50)}
+    assert post_attributes(h, keys, "user_1", many).status_code == 200
+    answer = post_attributes(h, keys, "user_1", {"one_more": {"value": "v"}})
+    assert answer.status_code == 400
+    assert answer.json()["code"] == 7263
+    assert len(attributes_of(h, keys, "user_1")) == 50
+
+
+def receipt(h: Harness, body: Any, headers: dict[str, str]) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return h.client.post(
+        "/v1/receipts", content=content, headers={"content-type": "application/json", **headers}
+    )
+
+
+def test_receipt_errors_carry_the_spec_codes(h: Harness) -> None:
+    keys = h.app()
+    good = {"app_user_id": "user_1", "fetch_token": SUB}
+    auth = {"authorization": f"Bearer {keys.public_key}", "x-platform": "stripe"}
+    cases: list[tuple[Any, dict[str, str], int, int]] = [
+        (good, {"x-platform": "stripe"}, 401, 7225),
+        (good, {**auth, "authorization": "Bearer slpk_nope"}, 401, 7225),
+        (good, {"authorization": auth["authorization"]}, 400, 7000),
+        (good, {**auth, "x-platform": "ios"}, 400, 7000),
+        ({**good, "fetch_token": "pi_123"}, auth, 400, 7103),
+        ({**good, "app_user_id": ""}, auth, 400, 7220),
+        ({**good, "app_user_id": "a/b"}, auth, 400, 7256),
+        (b'{"app_user_id": "user_1", "fetch_token": ', auth, 400, 7226),
+        ({"app_user_id": "user_1"}, auth, 400, 7226),
+    ]
+    before = h.service.ledger.last_position()
+    for body, headers, status, code in cases:
+        answer = receipt(h, body, headers)
+        assert (answer.status_code, answer.json()["code"]) == (status, code), (body, headers)
+        assert answer.json()["message"]
+    assert h.service.ledger.last_position() == before  # bad input changes nothing
+
+
+def test_customer_route_errors_carry_the_spec_codes(h: Harness) -> None:
+    keys = h.app()
+    assert get_subscriber(h, "user_1", "").json()["code"] == 7225
+    assert get_subscriber(h, "user_1", "slsk_nope").status_code == 401
+    assert get_subscriber(h, "undefined", keys.secret_key).json()["code"] == 7256
+    malformed = h.client.post(
+        "/v1/subscribers/user_1/attributes",
+        content=b"{",
+        headers={"authorization": f"Bearer {keys.secret_key}"},
+    )
+    assert (malformed.status_code, malformed.json()["code"]) == (400, 7226)
+    history = h.client.get(
+        "/v1/subscribers/user_1/history", headers={"authorization": f"Bearer {keys.public_key}"}
+    )
+    assert (history.status_code, history.json()["code"]) == (403, 7244)
+
+
+def test_a_key_of_one_app_never_reads_or_writes_another_apps_customers(h: Harness) -> None:
+    mine, other = h.app(), h.app()
+    assert h.receipt(mine, "user_123", SUB).status_code == 200
+    for body in scenario_bodies():
+        h.webhook(mine, body)
+    post_attributes(h, mine, "user_123", {"plan": {"value": "gold"}})
+    h.settle()
+    document = h.subscriber(mine, "user_123")["subscriber"]
+    assert document["entitlements"]
+
+    seen_by_other = h.subscriber(other, "user_123")["subscriber"]
+    assert seen_by_other["entitlements"] == {}
+    assert seen_by_other["subscriptions"] == {}
+    assert seen_by_other["subscriber_attributes"] == {}
+    assert seen_by_other["first_seen"] is None  # an unknown id: nothing stored by the read
+    post_attributes(h, other, "user_123", {"plan": {"value": "lead"}})
+    assert h.receipt(other, "user_123", SUB).status_code == 200
+    h.settle()
+    assert h.subscriber(mine, "user_123")["subscriber"] == {
+        **document,
+        "last_seen": h.subscriber(mine, "user_123")["subscriber"]["last_seen"],
+    }
+    assert attributes_of(h, mine, "user_123") == {"plan": "gold"}
+    assert h.subscriber(other, "user_123")["subscriber"]["entitlements"] == {}
+
+
+def test_anonymous_ids_are_the_prefix_and_32_lowercase_hex_derived_from_app_and_purchase() -> None:
+    one = anonymous_id("app_1", SUB)
+    assert re.fullmatch(r"\$RCAnonymousID:[0-9a-f]{32}", one)
+    assert anonymous_id("app_1", SUB) == one
+    assert anonymous_id("app_2", SUB) != one
+    assert anonymous_id("app_1", "sub_other") != one
