@@ -312,16 +312,21 @@ def test_posting_the_same_token_again_is_harmless(h: Harness) -> None:
     assert PRODUCT in stable(again.json())["subscriptions"]
 
 
-def test_cancel_at_alone_is_an_unsubscribe(h: Harness) -> None:
+@pytest.mark.parametrize(
+    "cancellation",
+    [{"cancel_at": NOW + 10 * DAY}, {"cancel_at_period_end": True}],
+    ids=["cancel_at", "cancel_at_period_end"],
+)
+def test_either_cancellation_signal_alone_is_an_unsubscribe(
+    h: Harness, cancellation: dict[str, Any]
+) -> None:
     keys = h.app()
     h.receipt(keys, "u1", "sub_Test0001")
     period = (NOW - DAY, NOW + 29 * DAY)
     h.webhook(keys, subscription_event(event_id="evt_c1", created=NOW - DAY, period=period))
     h.webhook(
         keys,
-        subscription_event(
-            event_id="evt_c2", created=NOW - 100, period=period, cancel_at=NOW + 10 * DAY
-        ),
+        subscription_event(event_id="evt_c2", created=NOW - 100, period=period, **cancellation),
     )
     h.settle()
     entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
