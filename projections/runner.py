@@ -120,12 +120,15 @@ class Projector:
                     self.position, self.generation = position, generation
                     self.maybe_written = set() if position == 0 else None
                 pending = [n for n in notifications if n.id > position]
-                if not pending:
-                    return 0
-                received = self.apply(cur, pending)
+                if pending:
+                    received = self.apply(cur, pending)
         except BaseException:
             self.forget()
             raise
+        if not pending:
+            # A page read before the stored position was known (a restart, or another
+            # projector moved on) may lie wholly behind it: read on from that position.
+            return self.step() if notifications else 0
         self.committed(pending[-1].id, len(pending), received)
         return len(pending)
 
