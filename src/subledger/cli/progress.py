@@ -6,7 +6,9 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import TextIO
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,12 +22,14 @@ Report = Callable[[int, int], None]
 
 
 @contextlib.contextmanager
-def progress_reporter(*, enabled: bool) -> Iterator[Report]:
+def progress_reporter(*, enabled: bool, stream: TextIO | None = None) -> Iterator[Report]:
+    """Progress goes to stderr (or `stream`), so stdout keeps only the result."""
+    out = stream or sys.stderr
     started = time.monotonic()
     if not enabled:
         yield lambda position, end: None
         return
-    if not sys.stderr.isatty():
+    if not out.isatty():
         last = [0.0]
 
         def plain(position: int, end: int) -> None:
@@ -33,7 +37,8 @@ def progress_reporter(*, enabled: bool) -> Iterator[Report]:
             if now - last[0] >= 2 or position >= end:
                 last[0] = now
                 rate = position / max(now - started, 1e-9)
-                sys.stderr.write(f"replay: position {position}/{end} ({rate:,.0f} facts/s)\n")
+                eta = f"{max(end - position, 0) / rate:,.0f} s left" if rate > 0 else "ETA unknown"
+                out.write(f"replay: position {position}/{end} ({rate:,.0f} facts/s, {eta})\n")
 
         yield plain
         return
@@ -45,7 +50,7 @@ def progress_reporter(*, enabled: bool) -> Iterator[Report]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as bar:
+    with Progress(*columns, transient=False, console=Console(file=out)) as bar:
         task = bar.add_task("replay", total=None, rate="0")
 
         def fancy(position: int, end: int) -> None:
