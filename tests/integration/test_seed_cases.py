@@ -283,7 +283,9 @@ def test_identified_owner_then_another_user(
     h: Harness, behavior: str, active: bool, moves: bool
 ) -> None:
     keys = _identified_owner(h, behavior, active=active)
+    before = h.service.ledger.last_position()
     answer = h.receipt(keys, "other_2", "sub_Test0001")
+    assert h.service.ledger.last_position() > before  # recorded, whatever the outcome
     owner_doc = h.subscriber(keys, "owner_1")["subscriber"]
     other_doc = h.subscriber(keys, "other_2")["subscriber"]
     if moves:
@@ -299,6 +301,7 @@ def test_identified_owner_then_another_user(
         assert PRODUCT in owner_doc["subscriptions"]
         assert other_doc["subscriptions"] == {}
     assert other_doc["original_app_user_id"] == "other_2"
+    assert other_doc["first_seen"] is not None  # the claimant is a stored customer either way
 
 
 def test_posting_the_same_token_again_is_harmless(h: Harness) -> None:
@@ -508,3 +511,44 @@ def test_app_user_ids_with_control_characters_project_like_any_other(h: Harness)
         kinds = [e["kind"] for e in h.history(keys, user)]
         assert kinds[0] == "token", kinds
         assert (PRODUCT in doc["subscriber"]["subscriptions"]) == (n == 0)
+
+
+def test_tracking_on_an_update_alone_does_not_make_a_purchase_known(h: Harness) -> None:
+    """SPEC 7.2: only `created`/`completed` notifications create purchases; an update of a
+    subscription subledger never saw created waits for a token like with tracking off."""
+    keys = h.app(track_new_purchases=True, app_user_id_detection="anonymous")
+    period = (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(keys, subscription_event(event_id="evt_u1", created=NOW - 100, period=period))
+    h.settle()
+    assert (
+        h.subscriber(keys, anonymous_id(keys.app_id, "sub_Test0001"))["subscriber"]["first_seen"]
+        is None
+    )
+    answer = h.receipt(keys, "u1", "sub_Test0001")
+    assert PRODUCT in answer.json()["subscriber"]["subscriptions"]  # the update applied now
+
+
+def test_an_entitlement_shows_the_purchase_reaching_furthest_and_unmapped_products_grant_nothing(
+    h: Harness,
+) -> None:
+    keys = h.app(entitlements={"pro": [PRODUCT, "prod_Other"], "gold": ["prod_Unsold"]})
+    near = (NOW - DAY, NOW + 5 * DAY)
+    far = (NOW - 2 * DAY, NOW + 40 * DAY)
+    purchases = [
+        ("sub_Near0001", near, PRODUCT),
+        ("sub_Far0001", far, "prod_Other"),
+        ("sub_Plain0001", far, "prod_Free"),  # mapped to no entitlement
+    ]
+    for k, (sub, period, product) in enumerate(purchases):
+        assert h.receipt(keys, "u1", sub).status_code == 200
+        event = subscription_event(
+            event_id=f"evt_e{k}", created=NOW - 50, sub_id=sub, period=period, product=product
+        )
+        h.webhook(keys, event)
+    h.settle()
+    doc = h.subscriber(keys, "u1")["subscriber"]
+    assert set(doc["subscriptions"]) == {PRODUCT, "prod_Other", "prod_Free"}
+    assert set(doc["entitlements"]) == {"pro"}  # gold's product was never bought
+    pro = doc["entitlements"]["pro"]
+    assert pro["product_identifier"] == "prod_Other"
+    assert pro["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(far[1]))
