@@ -495,6 +495,47 @@ def test_partial_refund_keeps_access(h: Harness) -> None:
     assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 29 * DAY))
 
 
+def test_a_full_refund_of_an_earlier_period_keeps_access(h: Harness) -> None:
+    """SPEC 7.1: only the charge paying the latest period ends access when refunded."""
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    first, latest = (NOW - 31 * DAY, NOW - DAY), (NOW - DAY, NOW + 29 * DAY)
+    h.webhook(keys, subscription_event(event_id="evt_f1", created=NOW - DAY + 1, period=latest))
+    for n, period in enumerate((first, latest)):
+        h.webhook(
+            keys,
+            invoice_event(
+                event_id=f"evt_fi{n}",
+                created=period[0] + 2,
+                invoice_id=f"in_Period{n}",
+                paid_at=period[0] + 1,
+                period=period,
+            ),
+        )
+
+    def refund(n: int, period: tuple[int, int]) -> None:
+        """Fully refund the charge that paid `period` (linked to its invoice)."""
+        charge = charge_event(
+            event_id=f"evt_fc{n}",
+            created=NOW - 10 + n,
+            charge_id=f"ch_Period{n}",
+            charge_created=period[0] + 1,
+            payment_intent=f"pi_Period{n}",
+            invoice=f"in_Period{n}",
+        )
+        h.webhook(keys, charge)
+        h.settle()
+
+    refund(0, first)
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    assert entry["refunded_at"] is None
+    assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(latest[1]))
+    refund(1, latest)
+    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    assert entry["refunded_at"] is not None  # the latest period's charge: access ends
+    assert entry["expires_date"] == entry["refunded_at"]
+
+
 def test_app_user_ids_with_control_characters_project_like_any_other(h: Harness) -> None:
     """PostgreSQL writes text columns split on U+001F; an id holding one must still land."""
     keys = h.app()
