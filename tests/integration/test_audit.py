@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from projections.db import ViewDb
+from projections.replay import Replay
 from subledger.cli import main
 from subledger.identity import anonymous_id
 from subledger.settings import Settings
@@ -307,3 +308,31 @@ def test_history_shows_attributes_and_settings_facts(h: Harness) -> None:
     assert "entitlement mapping changed" in by_kind["settings"]["what_changed"]
     assert all(e["received_at"].endswith("Z") for e in entries)
     assert "premium" in h.subscriber(keys, "user_123")["subscriber"]["entitlements"]
+
+
+def test_the_live_tables_keep_answering_during_a_rebuild(h: Harness) -> None:
+    """Replay builds fresh tables beside the live ones: requests made while it runs (here,
+    from its progress callback, after each rebuilt batch) see the full live document."""
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.settle()
+
+    def document() -> dict[str, Any]:
+        found: dict[str, Any] = h.subscriber(keys, "user_123")["subscriber"]
+        return found
+
+    expected = document()
+    assert expected["entitlements"]
+    seen: list[dict[str, Any]] = []
+
+    def during(position: int, end: int) -> None:
+        if 0 < position < end:
+            seen.append(document())
+
+    result = Replay(h.service.ledger, batch_size=2, progress=during).run()
+    assert result.swapped
+    assert len(seen) >= 3
+    assert all(doc == expected for doc in seen)
+    assert document() == expected
