@@ -105,12 +105,16 @@ def test_two_projector_processes_never_double_apply(postgres_url: str, tmp_path:
         server = start_server(postgres_url, tmp_path, SUBLEDGER_PROJECTOR="external")
         doc = run_scenario(server, app_id, pk, sk)
         assert doc["subscriptions"]["prod_TKbE3nVq8YhXcM"]["refunded_at"] == "2026-10-11T10:11:00Z"
+        # Both were following the log the whole time (neither died at startup).
+        assert [process.poll() for process in projectors] == [None, None]
     finally:
         if server is not None:
             stop_server(server)
         for process in projectors:
             process.terminate()
             process.wait(timeout=10)
+    for n in range(2):
+        assert "projector following the log" in (tmp_path / f"projector-{n}.log").read_text()
     verify = cli(postgres_url, "replay", "--verify", "--json")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     result = json.loads(verify.stdout)
