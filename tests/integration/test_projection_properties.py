@@ -17,7 +17,7 @@ from subledger.facts import Fact, TokenPosted
 from subledger.ledger import Ledger
 from subledger.settings import Database
 from subledger.stripe.payloads import decode_envelope, notification_fact
-from tests.samples import scenario_bodies
+from tests.samples import scenario_bodies, subscription_event
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
 BODIES = scenario_bodies()
@@ -151,6 +151,25 @@ def test_a_projector_stopped_midway_resumes_where_it_stopped(store: Store) -> No
     assert restarted.position == store.ledger.last_position()
     result = Replay(store.ledger).run(verify=True)
     assert result.verified is True, result.differences
+
+
+@pytest.mark.parametrize(("claimed_after_end", "moves"), [(False, False), (True, True)])
+def test_transfer_if_no_active_judges_at_the_tokens_receive_time(
+    store: Store, claimed_after_end: bool, moves: bool
+) -> None:
+    """Deterministic: "active" is decided at the token's receive time, never the wall clock
+    (the subscription here ended years before this test runs)."""
+    app_id = store.new_app(transfer_behavior="transfer_if_no_active")
+    start, end = 1_600_000_000, 1_600_000_000 + 30 * 86_400  # September 2020
+    body = subscription_event(event_id="evt_t1", created=start + 5, period=(start, end))
+    store.ledger.record_new([notification(app_id, body, (start + 5) * 1000)])
+    store.ledger.record(token(app_id, (start + 60) * 1000, user="owner_1", fetch="sub_Test0001"))
+    claimed_at = end + 60 if claimed_after_end else end - 60
+    store.ledger.record(token(app_id, claimed_at * 1000, user="other_2", fetch="sub_Test0001"))
+    store.projector.catch_up()
+    purchase = store.reader.purchase(app_id, "sub_Test0001")
+    assert purchase is not None
+    assert purchase.owner == ("other_2" if moves else "owner_1")
 
 
 def test_checksums_are_sha256_of_the_rows_in_key_order(store: Store) -> None:
