@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -12,28 +13,40 @@ from projections.history import iso_ms
 from projections.reader import CustomerHistory
 
 
-def print_timeline(history: CustomerHistory, *, page_size: int) -> None:
-    console = Console()
+def _ids(ids: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in ids.items())
+
+
+def print_timeline(
+    history: CustomerHistory, *, page_size: int, stream: TextIO | None = None, pager: bool = True
+) -> None:
+    """A table per page (through the pager when there are several) on a terminal; plain
+    lines otherwise. Each fact: position, receive time, Stripe created, kind, the ids
+    involved and what it changed."""
+    out = stream or sys.stdout
+    console = Console(file=out)
     aliases = ", ".join(history.ids)
     console.print(f"[bold]{history.app_user_id}[/bold]  customer {history.customer_id or '-'}")
     console.print(f"aliases: {aliases}   purchases: {', '.join(history.purchases) or '-'}")
     if not history.entries:
         console.print("no facts touched this customer")
         return
-    if not sys.stdout.isatty():
+    if not out.isatty():
         for e in history.entries:
             created = f" (stripe {iso(e.created)})" if e.created else ""
-            sys.stdout.write(f"{e.position:>7}  {iso_ms(e.received_at_ms)}{created}  {e.kind}\n")
-            sys.stdout.write(f"         {e.text}\n")
+            out.write(f"{e.position:>7}  {iso_ms(e.received_at_ms)}{created}  {e.kind}\n")
+            out.write(f"         {e.text}\n")
+            if e.ids:
+                out.write(f"         ids: {_ids(e.ids)}\n")
             for c in e.changes:
-                sys.stdout.write(f"           {c.field}: {c.before} → {c.after}\n")
+                out.write(f"           {c.field}: {c.before} → {c.after}\n")
         return
     pages = [history.entries[i : i + page_size] for i in range(0, len(history.entries), page_size)]
-    use_pager = sys.stdout.isatty() and len(pages) > 1
+    use_pager = pager and len(pages) > 1
     with console.pager(styles=True) if use_pager else _nothing():
         for number, page in enumerate(pages, start=1):
             table = Table(title=f"page {number}/{len(pages)}" if len(pages) > 1 else None)
-            for column in ("pos", "received", "stripe created", "kind", "what changed"):
+            for column in ("pos", "received", "stripe created", "kind", "ids", "what changed"):
                 table.add_column(column, overflow="fold")
             for e in page:
                 table.add_row(
@@ -41,6 +54,7 @@ def print_timeline(history: CustomerHistory, *, page_size: int) -> None:
                     iso_ms(e.received_at_ms),
                     iso(e.created) or "",
                     e.kind,
+                    _ids(e.ids).replace(" ", "\n"),
                     e.text + "".join(f"\n  {c.field}: {c.before} → {c.after}" for c in e.changes),
                 )
             console.print(table)

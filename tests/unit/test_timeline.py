@@ -1,0 +1,78 @@
+"""`subledger explain` in a terminal (a table per page) and in a pipe (plain lines): each fact
+with position, receive time, Stripe created, kind, the ids involved and what it changed."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from projections.model import Change, HistoryEntry
+from projections.reader import CustomerHistory
+from subledger.cli.timeline import print_timeline
+
+T = 1_793_000_000
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def story(facts: int) -> CustomerHistory:
+    entries = [
+        HistoryEntry(
+            position=10 + n,
+            received_at_ms=(T + n) * 1000 + 250,
+            kind="stripe:customer.subscription.updated",
+            text=f"subscription sub_A{n} active",
+            created=T + n - 1,
+            ids={"event": f"evt_{n}", "purchase": f"sub_A{n}"},
+            changes=(Change(field="status", before="trialing", after="active"),),
+        )
+        for n in range(facts)
+    ]
+    return CustomerHistory(
+        app_user_id="user_123",
+        customer_id="user_123",
+        ids=["user_123"],
+        purchases=["sub_A0"],
+        entries=entries,
+    )
+
+
+def shown(stream: io.StringIO) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+
+
+def test_plain_lines_carry_every_field_of_each_fact() -> None:
+    out = io.StringIO()
+    print_timeline(story(2), page_size=50, stream=out)
+    text = out.getvalue()
+    assert "     10  2026-10-26T" in text
+    assert ".250Z (stripe 2026-10-26T" in text
+    assert "stripe:customer.subscription.updated" in text
+    assert "ids: event=evt_1 purchase=sub_A1" in text
+    assert "status: trialing → active" in text
+    assert text.index("sub_A0 active") < text.index("sub_A1 active")
+
+
+def test_a_terminal_gets_a_table_with_the_ids_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "240")  # a wide terminal: no folded cells
+    out = Terminal()
+    print_timeline(story(2), page_size=50, stream=out)
+    text = shown(out)
+    for column in ("pos", "received", "stripe created", "kind", "ids", "what changed"):
+        assert column in text
+    assert "event=evt_1" in text
+    assert "page 1/" not in text  # one page: no page titles, no pager
+
+
+def test_long_histories_are_split_into_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "240")
+    out = Terminal()
+    print_timeline(story(12), page_size=5, stream=out, pager=False)
+    text = shown(out)
+    assert [int(n) for n in re.findall(r"page (\d)/3", text)] == [1, 2, 3]
+    assert text.index("page 2/3") < text.index("sub_A5 active") < text.index("page 3/3")
