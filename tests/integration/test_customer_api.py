@@ -184,3 +184,52 @@ def test_anonymous_ids_are_the_prefix_and_32_lowercase_hex_derived_from_app_and_
     assert anonymous_id("app_1", SUB) == one
     assert anonymous_id("app_2", SUB) != one
     assert anonymous_id("app_1", "sub_other") != one
+
+
+def test_the_document_has_exactly_revenuecats_shape(h: Harness) -> None:
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    post_attributes(h, keys, "user_123", {"$email": {"value": "a@example.com"}})
+    h.settle()
+    doc = h.subscriber(keys, "user_123")
+    assert set(doc) == {"request_date", "request_date_ms", "subscriber"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc["request_date"])
+    assert isinstance(doc["request_date_ms"], int)
+    subscriber = doc["subscriber"]
+    assert set(subscriber) == {
+        "original_app_user_id",
+        "first_seen",
+        "last_seen",
+        "management_url",
+        "original_application_version",
+        "original_purchase_date",
+        "entitlements",
+        "subscriptions",
+        "non_subscriptions",
+        "other_purchases",
+        "subscriber_attributes",
+    }
+    assert subscriber["other_purchases"] == {}
+    assert subscriber["non_subscriptions"] == {}
+    (entitlement,) = subscriber["entitlements"].values()
+    assert set(entitlement) == {
+        "expires_date",
+        "grace_period_expires_date",
+        "product_identifier",
+        "purchase_date",
+    }
+    (entry,) = subscriber["subscriptions"].values()
+    assert entry["store"] == "stripe"
+    assert entry["ownership_type"] == "PURCHASED"
+    assert entry["store_transaction_id"] == SUB
+    dates = [subscriber["first_seen"], subscriber["last_seen"], *entitlement.values()]
+    dates += [v for k, v in entry.items() if k.endswith(("_date", "_at"))]
+    for value in dates:
+        assert (
+            value is None
+            or value.startswith("prod_")
+            or re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", value)
+        ), value
+    assert subscriber["subscriber_attributes"]["$email"]["value"] == "a@example.com"
