@@ -130,6 +130,13 @@ def test_transfer_histories(h: Harness, behavior: str, fragment: str) -> None:
     h.receipt(keys, "other_2", SUB)
     in_order(texts(h, keys, "other_2"), fragment)
     in_order(texts(h, keys, "user_123"), f"user_123 now owns {SUB}", fragment)
+    recorded = [
+        e["ids"] for e in history(h, keys, "user_123").json()["history"] if "from" in e["ids"]
+    ]
+    moved = behavior == "transfer"
+    assert recorded == ([{"purchase": SUB, "from": "user_123", "to": "other_2"}] if moved else [])
+    owner = "other_2" if moved else "user_123"
+    assert h.subscriber(keys, owner)["subscriber"]["subscriptions"]
 
 
 def test_history_needs_the_secret_key(h: Harness) -> None:
