@@ -64,9 +64,7 @@ def view_changes(
 
 def _access(product: str, entitlements: Mapping[str, Sequence[str]]) -> str:
     """ "access to pro, premium": the entitlements `product` grants, sorted."""
-    granted = [e for e, products in entitlements.items() if product in products]
-    if len(granted) > 1:
-        granted.sort()
+    granted = sorted(e for e, products in entitlements.items() if product in products)
     return f"access to {', '.join(granted)}" if granted else "access"
 
 

@@ -127,16 +127,10 @@ class Fold:
         return view
 
     def record(self, app_id: str, subjects: list[str], entry: HistoryEntry) -> None:
-        if len(subjects) == 1:  # the usual case
-            if subjects[0]:
-                self.ws.record(app_id, subjects, entry)
-            return
-        done: list[str] = []
-        for subject in subjects:
-            if subject and subject not in done:
-                done.append(subject)
-        if done:
-            self.ws.record(app_id, done, entry)
+        """Add `entry` to the history of each distinct, non-empty subject (in order)."""
+        distinct = [subject for subject in dict.fromkeys(subjects) if subject]
+        if distinct:
+            self.ws.record(app_id, distinct, entry)
 
     # --- notifications -----------------------------------------------------------------
 

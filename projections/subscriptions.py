@@ -111,13 +111,7 @@ def _billing_issue(p: Purchase) -> int | None:
             found = obs.order[0]
         elif status in ("active", "trialing"):
             break
-    latest = None
-    for invoice in p.invoices.values():
-        if latest is None or (invoice.period_end or 0, invoice.order) > (
-            latest.period_end or 0,
-            latest.order,
-        ):
-            latest = invoice
+    latest = max(p.invoices.values(), key=lambda i: (i.period_end or 0, i.order), default=None)
     failed = latest.first_failed_at if latest is not None and latest.status == "open" else None
     if failed is not None and (found is None or failed < found):
         found = failed
