@@ -78,6 +78,21 @@ class Harness:
             },
         )
 
+    def attributes(
+        self, keys: AppKeys, app_user_id: str, attributes: Any, key: str | None = None
+    ) -> Any:
+        """POST /v1/subscribers/{id}/attributes (secret key unless `key`); the response."""
+        from urllib.parse import quote
+
+        return self.client.post(
+            f"/v1/subscribers/{quote(app_user_id, safe='')}/attributes",
+            content=json.dumps({"attributes": attributes}),
+            headers={
+                "authorization": f"Bearer {key or keys.secret_key}",
+                "content-type": "application/json",
+            },
+        )
+
     def subscriber(self, keys: AppKeys, app_user_id: str, key: str | None = None) -> Any:
         from urllib.parse import quote
 

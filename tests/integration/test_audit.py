@@ -299,11 +299,7 @@ def test_history_shows_attributes_and_settings_facts(h: Harness) -> None:
     h.receipt(keys, "user_123", SUB)
     for body in scenario_bodies():
         h.webhook(keys, body)
-    response = h.client.post(
-        "/v1/subscribers/user_123/attributes",
-        content=json.dumps({"attributes": {"$email": {"value": "a@example.com"}}}),
-        headers={"authorization": f"Bearer {keys.secret_key}", "content-type": "application/json"},
-    )
+    response = h.attributes(keys, "user_123", {"$email": {"value": "a@example.com"}})
     assert response.status_code == 200, response.text
     h.service.ledger.change_app(keys.app_id, entitlements={"premium": ["prod_TKbE3nVq8YhXcM"]})
     h.settle()

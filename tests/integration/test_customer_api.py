@@ -24,17 +24,6 @@ def h(settings: Settings) -> Iterator[Harness]:
         yield running
 
 
-def post_attributes(h: Harness, keys: AppKeys, user: str, attributes: Any, key: str = "") -> Any:
-    return h.client.post(
-        f"/v1/subscribers/{quote(user, safe='')}/attributes",
-        content=json.dumps({"attributes": attributes}),
-        headers={
-            "authorization": f"Bearer {key or keys.secret_key}",
-            "content-type": "application/json",
-        },
-    )
-
-
 def get_subscriber(h: Harness, user: str, key: str) -> Any:
     headers = {"authorization": f"Bearer {key}"} if key else {}
     return h.client.get(f"/v1/subscribers/{quote(user, safe='')}", headers=headers)
@@ -49,24 +38,24 @@ def test_attributes_are_stored_shown_to_the_secret_key_and_deleted_by_null_or_em
     h: Harness,
 ) -> None:
     keys = h.app()
-    answer = post_attributes(
-        h, keys, "user_1", {"$email": {"value": "a@example.com"}, "plan": {"value": "gold"}}
+    answer = h.attributes(
+        keys, "user_1", {"$email": {"value": "a@example.com"}, "plan": {"value": "gold"}}
     )
     assert answer.status_code == 200, answer.text
     assert attributes_of(h, keys, "user_1") == {"$email": "a@example.com", "plan": "gold"}
     public = get_subscriber(h, "user_1", keys.public_key)
     assert public.status_code == 200
     assert "subscriber_attributes" not in public.json()["subscriber"]
-    post_attributes(h, keys, "user_1", {"plan": {"value": None}, "$email": {"value": ""}})
+    h.attributes(keys, "user_1", {"plan": {"value": None}, "$email": {"value": ""}})
     assert attributes_of(h, keys, "user_1") == {}
 
 
 def test_an_older_updated_at_ms_is_ignored_and_a_newer_one_wins(h: Harness) -> None:
     keys = h.app()
-    post_attributes(h, keys, "user_1", {"plan": {"value": "gold", "updated_at_ms": 2_000}})
-    post_attributes(h, keys, "user_1", {"plan": {"value": "old", "updated_at_ms": 1_000}})
+    h.attributes(keys, "user_1", {"plan": {"value": "gold", "updated_at_ms": 2_000}})
+    h.attributes(keys, "user_1", {"plan": {"value": "old", "updated_at_ms": 1_000}})
     assert attributes_of(h, keys, "user_1") == {"plan": "gold"}
-    post_attributes(h, keys, "user_1", {"plan": {"value": "new", "updated_at_ms": 3_000}})
+    h.attributes(keys, "user_1", {"plan": {"value": "new", "updated_at_ms": 3_000}})
     assert attributes_of(h, keys, "user_1") == {"plan": "new"}
     entry = h.subscriber(keys, "user_1")["subscriber"]["subscriber_attributes"]["plan"]
     assert entry["updated_at_ms"] == 3_000
@@ -74,8 +63,7 @@ def test_an_older_updated_at_ms_is_ignored_and_a_newer_one_wins(h: Harness) -> N
 
 def test_invalid_attributes_answer_7263_and_the_valid_ones_are_still_stored(h: Harness) -> None:
     keys = h.app()
-    answer = post_attributes(
-        h,
+    answer = h.attributes(
         keys,
         "user_1",
         {
@@ -98,8 +86,8 @@ def test_invalid_attributes_answer_7263_and_the_valid_ones_are_still_stored(h: H
 def test_at_most_fifty_custom_keys(h: Harness) -> None:
     keys = h.app()
     many = {f"k{i}": {"value": "v"} for i in range(50)}
-    assert post_attributes(h, keys, "user_1", many).status_code == 200
-    answer = post_attributes(h, keys, "user_1", {"one_more": {"value": "v"}})
+    assert h.attributes(keys, "user_1", many).status_code == 200
+    answer = h.attributes(keys, "user_1", {"one_more": {"value": "v"}})
     assert answer.status_code == 400
     assert answer.json()["code"] == 7263
     assert len(attributes_of(h, keys, "user_1")) == 50
@@ -157,7 +145,7 @@ def test_a_key_of_one_app_never_reads_or_writes_another_apps_customers(h: Harnes
     assert h.receipt(mine, "user_123", SUB).status_code == 200
     for body in scenario_bodies():
         h.webhook(mine, body)
-    post_attributes(h, mine, "user_123", {"plan": {"value": "gold"}})
+    h.attributes(mine, "user_123", {"plan": {"value": "gold"}})
     h.settle()
     document = h.subscriber(mine, "user_123")["subscriber"]
     assert document["entitlements"]
@@ -167,7 +155,7 @@ def test_a_key_of_one_app_never_reads_or_writes_another_apps_customers(h: Harnes
     assert seen_by_other["subscriptions"] == {}
     assert seen_by_other["subscriber_attributes"] == {}
     assert seen_by_other["first_seen"] is None  # an unknown id: nothing stored by the read
-    post_attributes(h, other, "user_123", {"plan": {"value": "lead"}})
+    h.attributes(other, "user_123", {"plan": {"value": "lead"}})
     assert h.receipt(other, "user_123", SUB).status_code == 200
     h.settle()
     assert h.subscriber(mine, "user_123")["subscriber"] == {
@@ -191,7 +179,7 @@ def test_the_document_has_exactly_revenuecats_shape(h: Harness) -> None:
     h.receipt(keys, "user_123", SUB)
     for body in scenario_bodies():
         h.webhook(keys, body)
-    post_attributes(h, keys, "user_123", {"$email": {"value": "a@example.com"}})
+    h.attributes(keys, "user_123", {"$email": {"value": "a@example.com"}})
     h.settle()
     doc = h.subscriber(keys, "user_123")
     assert set(doc) == {"request_date", "request_date_ms", "subscriber"}

@@ -9,11 +9,7 @@ import re
 import pytest
 
 from subledger.cli.progress import progress_reporter
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+from tests.terminal import Terminal
 
 
 def test_plain_lines_with_rate_and_time_left_when_not_a_terminal(
@@ -35,7 +31,7 @@ def test_a_bar_with_rate_and_eta_on_a_terminal(capsys: pytest.CaptureFixture[str
     with progress_reporter(enabled=True, stream=stream) as report:
         report(40, 100)
         report(100, 100)
-    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    shown = stream.shown()
     assert "replay" in shown
     assert "100/100" in shown
     assert "facts/s" in shown

@@ -11,13 +11,9 @@ import pytest
 from projections.model import Change, HistoryEntry
 from projections.reader import CustomerHistory
 from subledger.cli.timeline import print_timeline
+from tests.terminal import Terminal
 
 T = 1_793_000_000
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 def story(facts: int) -> CustomerHistory:
@@ -42,10 +38,6 @@ def story(facts: int) -> CustomerHistory:
     )
 
 
-def shown(stream: io.StringIO) -> str:
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
-
-
 def test_plain_lines_carry_every_field_of_each_fact() -> None:
     out = io.StringIO()
     print_timeline(story(2), page_size=50, stream=out)
@@ -62,7 +54,7 @@ def test_a_terminal_gets_a_table_with_the_ids_column(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("COLUMNS", "240")  # a wide terminal: no folded cells
     out = Terminal()
     print_timeline(story(2), page_size=50, stream=out)
-    text = shown(out)
+    text = out.shown()
     for column in ("pos", "received", "stripe created", "kind", "ids", "what changed"):
         assert column in text
     assert "event=evt_1" in text
@@ -73,6 +65,6 @@ def test_long_histories_are_split_into_pages(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("COLUMNS", "240")
     out = Terminal()
     print_timeline(story(12), page_size=5, stream=out, pager=False)
-    text = shown(out)
+    text = out.shown()
     assert [int(n) for n in re.findall(r"page (\d)/3", text)] == [1, 2, 3]
     assert text.index("page 2/3") < text.index("sub_A5 active") < text.index("page 3/3")
