@@ -13,8 +13,8 @@ from projections.history import iso_ms
 from projections.reader import CustomerHistory
 
 
-def _ids(ids: dict[str, str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in ids.items())
+def _ids(ids: dict[str, str], sep: str = " ") -> str:
+    return sep.join(f"{k}={v}" for k, v in ids.items())
 
 
 def print_timeline(
@@ -54,7 +54,7 @@ def print_timeline(
                     iso_ms(e.received_at_ms),
                     iso(e.created) or "",
                     e.kind,
-                    _ids(e.ids).replace(" ", "\n"),
+                    _ids(e.ids, "\n"),
                     e.text + "".join(f"\n  {c.field}: {c.before} → {c.after}" for c in e.changes),
                 )
             console.print(table)
