@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -16,9 +15,10 @@ if TYPE_CHECKING:
 
 
 class SettingsStep:
+    __deletable__ = ("fold",)  # mypyc: Fold.close() deletes it
+
     def __init__(self, fold: Fold) -> None:
-        # A proxy, not a reference: no Fold ↔ step cycle, so a batch is freed without the GC.
-        self.fold = cast("Fold", weakref.proxy(fold))
+        self.fold = fold  # Fold.close() breaks this cycle
 
     def apply(self, position: int, event: apps.AppEvent) -> None:
         app_id = apps.app_id_of(event.originator_id)

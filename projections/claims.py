@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -34,9 +33,10 @@ if TYPE_CHECKING:
 
 
 class Claims:
+    __deletable__ = ("fold",)  # mypyc: Fold.close() deletes it
+
     def __init__(self, fold: Fold) -> None:
-        # A proxy, not a reference: no Fold ↔ step cycle, so a batch is freed without the GC.
-        self.fold = cast("Fold", weakref.proxy(fold))
+        self.fold = fold  # Fold.close() breaks this cycle
 
     def claim_by_detection(self, ctx: Context, p: Purchase, app: AppState) -> Purchase:
         owner, how = self.detect(ctx, p, app)

@@ -10,67 +10,17 @@ import functools
 import time
 from collections.abc import Callable, Iterable
 
-import msgspec
-
 from projections.model import AppState, Customer, Purchase
-from projections.subscriptions import (
+from projections.shapes import (
+    AttributeEntry,
+    EntitlementEntry,
+    NonSubscriptionEntry,
     OneTimeView,
+    Subscriber,
+    SubscriptionEntry,
     SubscriptionView,
-    one_time_view,
-    subscription_view,
 )
-
-
-class EntitlementEntry(msgspec.Struct, frozen=True, gc=False):
-    expires_date: str | None
-    grace_period_expires_date: str | None
-    product_identifier: str
-    purchase_date: str | None
-
-
-class SubscriptionEntry(msgspec.Struct, frozen=True, gc=False):
-    store: str
-    is_sandbox: bool
-    ownership_type: str
-    period_type: str
-    purchase_date: str | None
-    original_purchase_date: str | None
-    expires_date: str | None
-    unsubscribe_detected_at: str | None
-    billing_issues_detected_at: str | None
-    grace_period_expires_date: str | None
-    refunded_at: str | None
-    auto_resume_date: str | None
-    store_transaction_id: str
-    management_url: str | None
-
-
-class NonSubscriptionEntry(msgspec.Struct, frozen=True, gc=False):
-    id: str
-    is_sandbox: bool
-    original_purchase_date: str | None
-    purchase_date: str | None
-    store: str
-    store_transaction_id: str
-
-
-class AttributeEntry(msgspec.Struct, frozen=True, gc=False):
-    value: str
-    updated_at_ms: int
-
-
-class Subscriber(msgspec.Struct, frozen=True, gc=False):
-    original_app_user_id: str
-    first_seen: str | None
-    last_seen: str | None
-    management_url: str | None
-    original_application_version: str | None
-    original_purchase_date: str | None
-    entitlements: dict[str, EntitlementEntry]
-    subscriptions: dict[str, SubscriptionEntry]
-    non_subscriptions: dict[str, list[NonSubscriptionEntry]]
-    other_purchases: dict[str, object]
-    subscriber_attributes: dict[str, AttributeEntry]
+from projections.subscriptions import one_time_view, subscription_view
 
 
 @functools.lru_cache(maxsize=65_536)  # no Python frame on a hit: called for every date

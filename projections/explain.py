@@ -10,7 +10,7 @@ import msgspec
 
 from projections.documents import iso
 from projections.model import Change
-from projections.subscriptions import SubscriptionView
+from projections.shapes import SubscriptionView
 
 _FIELDS = (
     "status",

@@ -21,7 +21,8 @@ from projections.ownership import (
     apply_attributes,
 )
 from projections.payments import PaymentsStep
-from projections.subscriptions import SubscriptionView, subscription_view
+from projections.shapes import SubscriptionView
+from projections.subscriptions import subscription_view
 from projections.tables import APPS, CUSTOMERS, DOCUMENTS, PURCHASES, USERS
 from projections.workingset import WorkingSet
 from subledger import apps
@@ -80,6 +81,10 @@ class Fold:
             self.ws.put(DOCUMENTS, app_id, customer_id, doc)
         self.touched.clear()
         self._views.clear()
+
+    def close(self) -> None:
+        """Break the fold ↔ step cycles, so a finished batch is freed without the GC."""
+        del self.claims.fold, self.payments.fold, self.settings.fold
 
     # --- rows --------------------------------------------------------------------------
 

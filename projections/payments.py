@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -27,9 +26,10 @@ HOW = {
 
 
 class PaymentsStep:
+    __deletable__ = ("fold",)  # mypyc: Fold.close() deletes it
+
     def __init__(self, fold: Fold) -> None:
-        # A proxy, not a reference: no Fold ↔ step cycle, so a batch is freed without the GC.
-        self.fold = cast("Fold", weakref.proxy(fold))
+        self.fold = fold  # Fold.close() breaks this cycle
 
     def _payments(self, app_id: str, customer_key: str) -> Payments:
         found: Payments | None = self.fold.ws.get(PAYMENTS, app_id, customer_key)

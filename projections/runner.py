@@ -27,8 +27,9 @@ from eventsourcing.utils import Environment
 from projections.db import Cursor, ViewDb
 from projections.fold import Fold
 from projections.prefetch import decode_stripe, prefetch
+from projections.shapes import Changes
 from projections.tables import LIVE, ddl
-from projections.workingset import Changes, RowCache, WorkingSet
+from projections.workingset import RowCache, WorkingSet
 from subledger.ledger import Ledger
 from subledger.settings import Database, eventsourcing_env
 from subledger.store import LogEntry, ddl_lock, decode_record
@@ -149,9 +150,12 @@ class Projector:
             batch.append((n.id, record, decode_stripe(record)))
         prefetch(ws, batch)
         fold = Fold(ws)
-        for position, record, obj in batch:
-            fold.apply(position, record, obj)
-        fold.finish()
+        try:
+            for position, record, obj in batch:
+                fold.apply(position, record, obj)
+            fold.finish()
+        finally:
+            fold.close()
         return ws.prepare(), [r.received_at_ms for _, r, _ in batch]
 
     def track(self, cur: Cursor, position: int) -> None:

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from projections.model import Purchase, SubObs
 from projections.purchases import TERMINAL
+from projections.shapes import OneTimeView, SubscriptionView
 
 ACCESS_ENDING = ("unpaid", "canceled", "incomplete_expired")
 NEVER_PAID = ("incomplete", "incomplete_expired")
-
-
-class SubscriptionView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """Times are Unix seconds (UTC); the document formats them."""
-
-    key: str
-    product: str
-    status: str
-    is_sandbox: bool
-    period_type: str
-    purchase_date: int | None
-    original_purchase_date: int | None
-    expires_date: int | None
-    unsubscribe_detected_at: int | None
-    billing_issues_detected_at: int | None
-    refunded_at: int | None
-    partially_refunded: bool = False
-
-
-class OneTimeView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    key: str
-    product: str
-    is_sandbox: bool
-    purchase_date: int | None
 
 
 def subscription_view(p: Purchase) -> SubscriptionView | None:

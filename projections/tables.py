@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.documents import Subscriber
 from projections.model import AppState, Customer, Payments, Purchase, TokenOutcome
+from projections.shapes import Subscriber
 
 LIVE = "sl_"
 REBUILD = "slr_"

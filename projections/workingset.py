@@ -16,9 +16,9 @@ import msgspec
 
 from projections.db import Cursor, ViewDb
 from projections.model import HistoryEntry
+from projections.shapes import Changes, Key
 from projections.tables import HISTORY, STATE_TABLES
 
-Key = tuple[str, str, str]  # (table, app_id, id)
 Encoded = bytes | str  # a row's JSON: bytes when this process encoded it, str from the store
 _MISSING = object()
 _encoder = msgspec.json.Encoder(order="deterministic")
@@ -92,19 +92,6 @@ class RowCache:
 
     def clear(self) -> None:
         self._rows.clear()
-
-
-class Changes(msgspec.Struct):
-    """One batch's writes, encoded: what a writer (maybe another thread) applies."""
-
-    upserts: dict[str, list[tuple[str, str, bytes]]]  # JSON as UTF-8
-    deletes: dict[str, list[tuple[str, str]]]
-    history: list[tuple[str, str, int, int, bytes]]
-    values: dict[Key, bytes | None]  # encoded, for readers while the write is in flight
-
-    @property
-    def size(self) -> int:
-        return len(self.values) + len(self.history)
 
 
 class WorkingSet:

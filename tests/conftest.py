@@ -41,8 +41,13 @@ def require_postgres() -> None:
     pytest.skip(f"SKIPPING POSTGRESQL TESTS — {_PG_PROBLEM}")
 
 
-def pytest_report_header() -> str:
-    return f"postgresql: {PG_URL} ({'ok' if _PG_PROBLEM is None else _PG_PROBLEM})"
+def pytest_report_header() -> list[str]:
+    from projections import native
+
+    return [
+        f"postgresql: {PG_URL} ({'ok' if _PG_PROBLEM is None else _PG_PROBLEM})",
+        f"fold: {'compiled' if native.active() else 'pure Python'} ({native.root()})",
+    ]
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import statistics
@@ -29,6 +30,10 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+# Revisions are compared as pure Python (only the current sources can have a compiled
+# build, which would make any comparison with an older revision unfair).
+os.environ.setdefault("SUBLEDGER_NATIVE", "0")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

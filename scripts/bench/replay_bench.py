@@ -252,7 +252,10 @@ def machine() -> str:
         ),
         platform.processor(),
     )
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    from projections import native
+
+    fold = "compiled fold (mypyc)" if native.active() else "pure-Python fold"
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {fold}"
 
 
 def main() -> None:

@@ -47,10 +47,13 @@ def reads_environment(path: Path) -> bool:
 
 def test_only_the_cli_entry_point_reads_the_environment() -> None:
     """Settings.from_env(environ) is the one parser; `subledger` hands it os.environ. The
-    child projector copies the environment for its process (PATH …) without SUBLEDGER_*."""
+    child projector copies the environment for its process (PATH …) without SUBLEDGER_*.
+    The compiled-fold switch is read when `projections` is imported, before any settings
+    exist: like PYTHONPATH, it chooses which code runs, not how subledger behaves."""
     allowed = {
         ROOT / "src" / "subledger" / "cli" / "__init__.py",
         ROOT / "src" / "subledger" / "childprojector.py",
+        ROOT / "projections" / "native.py",
     }
     for folder in (ROOT / "src" / "subledger", ROOT / "projections"):
         for path in modules(folder):
@@ -61,7 +64,7 @@ def test_only_the_cli_entry_point_reads_the_environment() -> None:
 def test_folds_have_no_clock_or_randomness() -> None:
     """Every module the fold's output depends on; only the machinery around it (the runner
     measuring lag, replay's progress, connections, the read side) may look at a clock."""
-    machinery = {"runner.py", "replay.py", "db.py", "reader.py"}
+    machinery = {"runner.py", "replay.py", "db.py", "reader.py", "native.py"}
     pure = [p for p in modules(ROOT / "projections") if p.name not in machinery]
     assert {"fold.py", "claims.py", "workingset.py", "appsettings.py"} <= {p.name for p in pure}
     for path in pure:
