@@ -25,14 +25,13 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from projections.db import Cursor, ViewDb
-from projections.fold import Fold
-from projections.prefetch import decode_stripe, prefetch
+from projections.fold import fold_batch
 from projections.shapes import Changes
 from projections.tables import LIVE, ddl
 from projections.workingset import RowCache, WorkingSet
 from subledger.ledger import Ledger
 from subledger.settings import Database, eventsourcing_env
-from subledger.store import LogEntry, ddl_lock, decode_record
+from subledger.store import LogEntry, ddl_lock
 
 log = logging.getLogger("subledger.projector")
 UPSTREAM = "Ledger"
@@ -144,19 +143,8 @@ class Projector:
 
     def fold(self, ws: WorkingSet, notifications: Sequence[LogEntry]) -> tuple[Changes, list[int]]:
         """Decode, prefetch and fold a batch; returns its encoded changes and receive times."""
-        batch = []
-        for n in notifications:
-            record = decode_record(n.topic, n.state)
-            batch.append((n.id, record, decode_stripe(record)))
-        prefetch(ws, batch)
-        fold = Fold(ws)
-        try:
-            for position, record, obj in batch:
-                fold.apply(position, record, obj)
-            fold.finish()
-        finally:
-            fold.close()
-        return ws.prepare(), [r.received_at_ms for _, r, _ in batch]
+        received = fold_batch(ws, notifications)
+        return ws.prepare(), received
 
     def track(self, cur: Cursor, position: int) -> None:
         tracking = Tracking(self.tracking_name, position)

@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src"), str(HERE.parents[1])]
 
 import replay_bench  # noqa: E402
 
-from projections import runner, workingset  # noqa: E402
+from projections import fold, runner, workingset  # noqa: E402
 
 SPENT: collections.Counter[str] = collections.Counter()
 
@@ -50,12 +50,12 @@ def main() -> None:
     store = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
     for owner, name, label in (
-        (runner, "decode_record", "decode fact (msgpack)"),
-        (runner, "decode_stripe", "decode Stripe body"),
-        (runner, "prefetch", "prefetch rows"),
+        (fold, "decode_record", "decode fact (msgpack)"),
+        (fold, "decode_stripe", "decode Stripe body"),
+        (fold, "prefetch", "prefetch rows"),
         (runner.Projector, "fold", "main thread: fold a batch (all)"),
-        (runner.Fold, "apply", "fold facts"),
-        (runner.Fold, "finish", "build documents"),
+        (fold.Fold, "apply", "fold facts"),
+        (fold.Fold, "finish", "build documents"),
         (workingset.WorkingSet, "prepare", "encode rows"),
         (runner.Projector, "_commit", "writer thread: write + commit"),
     ):
