@@ -1,7 +1,7 @@
 """The compiled fold: the projection modules the fold runs through, built with mypyc.
 
-A speed-up only (docs/decisions.md, 40): the same source compiled to C runs the fold about
-10 % faster, and the pure-Python modules stay the reference. A build lives outside the
+A speed-up only (docs/decisions.md, 40): the same source compiled to C catches up 20–35 %
+faster, and the pure-Python modules stay the reference. A build lives outside the
 source tree, in `<prefix>/subledger-native/<digest>/` (`SUBLEDGER_NATIVE_DIR` overrides
 the parent), where the digest covers every source file of `projections` and `subledger`
 and the interpreter: a build is used only for exactly the sources it was made from, so an

@@ -4,7 +4,9 @@ Usage: scripts/bench/compare [--store postgresql|sqlite] [--facts N] [--repeat N
                              [--callgrind] REV [REV ...]
 
 Each REV is a git revision (its `src/` and `projections/` are exported to a temp dir) or
-`worktree`. One store is generated with FACTS facts (scripts/bench/factgen.py); then, REPEAT
+`worktree`, run with the pure-Python fold; `REV+compiled` runs REV's fold compiled with
+mypyc (built first into the temp dir; only for revisions that have projections/native.py),
+e.g. `compare worktree worktree+compiled`. One store is generated with FACTS facts (scripts/bench/factgen.py); then, REPEAT
 times and alternating the order of the revisions, each catches up from position 0 in a
 fresh child process (`Projector(batch_size=2000).catch_up()`), reporting facts/s and the
 process's CPU time per fact. This VM's speed drifts by ±20 % between identical runs, so
@@ -44,12 +46,30 @@ from benchlib import export_source  # noqa: E402
 
 
 def export(rev: str, tmp: Path) -> Path:
-    """The source tree of `rev` (the working tree itself for "worktree")."""
-    if rev == "worktree":
-        return ROOT
-    target = tmp / re.sub(r"[^A-Za-z0-9_.-]", "_", rev)
-    export_source(rev, target)
+    """The source tree of `rev` (the working tree itself for "worktree"); for
+    `rev+compiled`, also a compiled fold of it in `SUBLEDGER_NATIVE_DIR`."""
+    name, _, flavour = rev.partition("+")
+    if name == "worktree":
+        target = ROOT
+    else:
+        target = tmp / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        if not target.exists():
+            export_source(name, target)
+    if flavour == "compiled":
+        build = "import sys; sys.path[:0] = sys.argv[1:]; from projections import native; native.build()"
+        env = dict(os.environ, SUBLEDGER_NATIVE_DIR=str(tmp / "native"))
+        subprocess.run(
+            [sys.executable, "-c", build, str(target / "src"), str(target)], env=env, check=True
+        )
+    elif flavour:
+        raise SystemExit(f"unknown flavour {flavour!r} in {rev!r} (only +compiled)")
     return target
+
+
+def select_fold(rev: str, tmp: Path) -> None:
+    """The next child runs `rev`'s fold compiled (`+compiled`) or pure."""
+    os.environ["SUBLEDGER_NATIVE"] = "1" if rev.endswith("+compiled") else "0"
+    os.environ["SUBLEDGER_NATIVE_DIR"] = str(tmp / "native")
 
 
 def child(source: str, url: str, mode: str) -> None:
@@ -97,7 +117,7 @@ def main() -> None:
         child(*args.child)
         return
     facts = args.facts or (5_000 if args.callgrind else 100_000)
-    print(f"machine: {replay_bench.machine()}")
+    print(f"machine: {replay_bench.machine(fold=False)} (each REV says which fold it runs)")
     print(f"command: scripts/bench/compare {' '.join(sys.argv[1:])}")
     with tempfile.TemporaryDirectory(prefix="subledger-compare-") as tmp:
         sources = {rev: export(rev, Path(tmp)) for rev in args.revs}
@@ -106,17 +126,19 @@ def main() -> None:
             replay_bench.generate(url, facts)
             if args.callgrind:
                 for rev, source in sources.items():
+                    select_fold(rev, Path(tmp))
                     work = instructions(source, url, "run") - instructions(source, url, "setup")
-                    print(f"{rev:<12} {work / facts:,.0f} instructions per fact (callgrind)")
+                    print(f"{rev:<18} {work / facts:,.0f} instructions per fact (callgrind)")
                 return
             results: dict[str, list[dict[str, Any]]] = {rev: [] for rev in sources}
             for turn in range(args.repeat):
                 order = list(sources) if turn % 2 == 0 else list(reversed(sources))
                 for rev in order:
+                    select_fold(rev, Path(tmp))
                     result = replay_bench.child(str(sources[rev]), url, "run", script=__file__)
                     results[rev].append(result)
                     print(
-                        f"  {rev:<12} {result['rate']:8,.0f} facts/s  "
+                        f"  {rev:<18} {result['rate']:8,.0f} facts/s  "
                         f"{result['cpu_s'] / result['facts'] * 1e6:6.1f} µs CPU per fact",
                         flush=True,
                     )
@@ -126,7 +148,7 @@ def main() -> None:
         rate = statistics.median(r["rate"] for r in runs)
         cpu = statistics.median(r["cpu_s"] / r["facts"] * 1e6 for r in runs)
         print(
-            f"{rev:<12} median {rate:8,.0f} facts/s, {cpu:6.1f} µs CPU per fact ({len(runs)} runs)"
+            f"{rev:<18} median {rate:8,.0f} facts/s, {cpu:6.1f} µs CPU per fact ({len(runs)} runs)"
         )
 
 

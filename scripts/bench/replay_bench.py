@@ -243,7 +243,7 @@ def drop(url: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def machine() -> str:
+def machine(*, fold: bool = True) -> str:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -252,10 +252,12 @@ def machine() -> str:
         ),
         platform.processor(),
     )
+    found = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    if not fold:
+        return found
     from projections import native
 
-    fold = "compiled fold (mypyc)" if native.active() else "pure-Python fold"
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {fold}"
+    return f"{found}, {'compiled fold (mypyc)' if native.active() else 'pure-Python fold'}"
 
 
 def main() -> None:
