@@ -1,6 +1,6 @@
 """The compiled fold: the projection modules the fold runs through, built with mypyc.
 
-A speed-up only (docs/decisions.md, 40): the same source compiled to C catches up 20–35 %
+A speed-up only (docs/decisions.md, 40): the same source compiled to C catches up 20 to 35 %
 faster, and the pure-Python modules stay the reference. A build lives outside the
 source tree, in `<prefix>/subledger-native/<digest>/` (`SUBLEDGER_NATIVE_DIR` overrides
 the parent), where the digest covers every source file of `projections` and `subledger`
