@@ -16,6 +16,9 @@ import threading
 from subledger.settings import Settings
 
 log = logging.getLogger("subledger.projector")
+# Not settings but switches of which code runs (projections/native.py): the child projector
+# must run the same fold as its parent.
+INTERPRETER_SWITCHES = ("SUBLEDGER_NATIVE", "SUBLEDGER_NATIVE_DIR")
 
 
 class ChildProjector:
@@ -24,7 +27,11 @@ class ChildProjector:
         self.process: subprocess.Popen[bytes] | None = None
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SUBLEDGER_") or k in INTERPRETER_SWITCHES
+        }
         env["SUBLEDGER_DATABASE_URL"] = self.settings.database.url
         if self.settings.database.kind == "postgresql":
             env["SUBLEDGER_DATABASE_SCHEMA"] = self.settings.database.schema

@@ -118,3 +118,21 @@ def test_compiled_and_pure_folds_write_the_same_bytes(database_url: str) -> None
         result = json.loads(done.stdout)
         assert result["verified"] is True
         assert [c["projection"] for c in result["checksums"]] == list(PROJECTIONS)
+
+
+def test_the_child_projector_runs_the_same_fold_as_its_parent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`serve` passes the child projector its database settings only, but the compiled-fold
+    switches too: SUBLEDGER_NATIVE=0 must turn the compiled fold off in both processes."""
+    from subledger.childprojector import ChildProjector
+    from subledger.settings import Settings
+
+    monkeypatch.setenv("SUBLEDGER_NATIVE", "0")
+    monkeypatch.setenv("SUBLEDGER_NATIVE_DIR", str(tmp_path))
+    monkeypatch.setenv("SUBLEDGER_PORT", "9999")
+    settings = Settings(database=parse_database_url(f"sqlite:///{tmp_path / 'x.db'}"))
+    env = ChildProjector(settings)._environment()
+    assert env["SUBLEDGER_NATIVE"] == "0"
+    assert env["SUBLEDGER_NATIVE_DIR"] == str(tmp_path)
+    assert "SUBLEDGER_PORT" not in env
