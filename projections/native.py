@@ -111,12 +111,18 @@ def build(*, force: bool = False) -> Path:
     target = root() / digest()
     if target.is_dir() and not force:
         return target
-    source_root = PACKAGE_DIR.parent
     paths = [f"projections/{name}.py" for name in COMPILED]
     env = dict(os.environ, SUBLEDGER_NATIVE="0")
-    env["MYPYPATH"] = os.pathsep.join(str(d.parent) for d in _source_dirs()[1:])
     root().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root(), prefix=".build-") as tmp:
+        # A copy of exactly the digested sources, `projections` and `subledger` side by side,
+        # whether they come from a checkout (src/ layout) or an installed site-packages
+        # (which mypy refuses to treat as sources).
+        sources = Path(tmp) / "src"
+        skip = shutil.ignore_patterns("__pycache__", "*.so")
+        shutil.copytree(PACKAGE_DIR, sources / "projections", ignore=skip)
+        for directory in _source_dirs()[1:]:
+            shutil.copytree(directory, sources / "subledger", ignore=skip, dirs_exist_ok=True)
         out = Path(tmp) / "out"
         command = [
             sys.executable,
@@ -128,7 +134,7 @@ def build(*, force: bool = False) -> Path:
             *paths,
         ]
         done = subprocess.run(  # noqa: S603 - our interpreter, our own paths
-            command, cwd=source_root, env=env, capture_output=True, text=True, check=False
+            command, cwd=sources, env=env, capture_output=True, text=True, check=False
         )
         if done.returncode != 0 or not (out / "projections").is_dir():
             raise RuntimeError(f"mypyc build failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
