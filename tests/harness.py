@@ -1,19 +1,24 @@
-"""Drive subledger through its HTTP API (litestar's test client): apps, webhooks, tokens."""
+"""Drive subledger through its HTTP API: apps, webhooks, tokens. `harness` runs the app in
+this process behind litestar's test client; `served_harness` talks to a real
+`subledger serve` process over a socket."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import msgspec
 from litestar.testing import TestClient
 
 from subledger.apps import AppConfig
 from subledger.http.app import create_app
+from subledger.ledger import Ledger
 from subledger.service import Service
-from subledger.settings import Settings
+from subledger.settings import Settings, parse_database_url
 from tests.samples import SECRET, signature_header
 
 
@@ -25,9 +30,13 @@ class AppKeys:
 
 
 class Harness:
-    def __init__(self, client: TestClient[Any], service: Service) -> None:
+    def __init__(self, client: httpx.Client, service: Service) -> None:
         self.client = client
         self.service = service
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.service.ledger
 
     def app(
         self,
@@ -36,15 +45,19 @@ class Harness:
         **config: Any,
     ) -> AppKeys:
         mapping = entitlements if entitlements is not None else {"pro": ["prod_TKbE3nVq8YhXcM"]}
-        app, pk, sk = self.service.ledger.create_app(
+        app, pk, sk = self.ledger.create_app(
             "test",
             AppConfig(**config),
             webhook_secrets=[SECRET],
             entitlements=mapping,
             stripe_api_key=stripe_api_key,
         )
-        self.service.registry.refresh()
+        self.refresh()
         return AppKeys(app.app_id, pk, sk)
+
+    def refresh(self) -> None:
+        """Make new apps known to the service at once."""
+        self.service.registry.refresh()
 
     def configure(self, keys: AppKeys, **config: Any) -> None:
         current = self.service.ledger.get_app(keys.app_id).config
@@ -117,6 +130,48 @@ class Harness:
     def settle(self) -> None:
         """Let the projection apply everything appended so far (for webhook-only steps)."""
         assert self.service.wait_projected(self.service.ledger.last_position(), 10)
+
+
+class ServedHarness(Harness):
+    """The same calls against a real `subledger serve` (its own process, projector and app
+    registry); apps are created in the shared store, which the server picks up on first
+    use of their id or key."""
+
+    def __init__(self, client: httpx.Client, ledger: Ledger) -> None:
+        self.client = client
+        self._ledger = ledger
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    def refresh(self) -> None:
+        """Nothing to do: the server looks an unknown app id or key up in the store."""
+
+    def configure(self, keys: AppKeys, **config: Any) -> None:
+        raise NotImplementedError("a served app's settings reach the server on its next refresh")
+
+    def settle(self) -> None:
+        """Wait until the server's projection has applied everything appended so far."""
+        target = self._ledger.last_position()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ready = self.client.get("/ready").json()
+            if ready["projection"]["position"] >= target:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"the server's projection did not reach position {target}")
+
+
+@contextmanager
+def served_harness(url: str, database_url: str) -> Iterator[Harness]:
+    """A harness on the `subledger serve` listening at `url` over `database_url`."""
+    ledger = Ledger(parse_database_url(database_url))
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            yield ServedHarness(client, ledger)
+    finally:
+        ledger.close()
 
 
 @contextmanager

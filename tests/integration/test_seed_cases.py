@@ -1,4 +1,6 @@
-"""The seed's cases end to end through the HTTP API, on SQLite and PostgreSQL (SPEC 4-8)."""
+"""The seed's cases end to end through the HTTP API, on SQLite and PostgreSQL (SPEC 4-8):
+each runs through litestar's test client and against a real `subledger serve` process
+(one per store and module: every test makes its own app, and apps share nothing)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import pytest
 
 from subledger.identity import anonymous_id
 from subledger.settings import Settings
-from tests.harness import Harness, harness
+from tests.conftest import fresh_postgres_url
+from tests.e2e.conftest import Server, start_server, stop_server
+from tests.harness import Harness, harness, served_harness
 from tests.samples import (
     DAY,
     PRODUCT,
@@ -26,9 +30,31 @@ SESSION = "cs_test_b1Vq8ZkT3rWc5NxL0aPd7YgE2hJm9sUf4QeR6tKy1oBi3XwCn8Lz5MvAa0Dp"
 NOW = int(time.time())
 
 
-@pytest.fixture
-def h(settings: Settings) -> Iterator[Harness]:
-    with harness(settings) as running:
+@pytest.fixture(scope="module")
+def served_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+    folder = tmp_path_factory.mktemp("served")
+    url = f"sqlite:///{folder / 'subledger.db'}"
+    server = start_server(url, folder)
+    yield server, url
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def served_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+    with fresh_postgres_url() as url:
+        server = start_server(url, tmp_path_factory.mktemp("served"))
+        yield server, url
+        stop_server(server)
+
+
+@pytest.fixture(params=["test-client", "server"])
+def h(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Harness]:
+    if request.param == "test-client":
+        with harness(settings) as running:
+            yield running
+        return
+    server, url = request.getfixturevalue(f"served_{settings.database.kind}")
+    with served_harness(server.url, url) as running:
         yield running
 
 
@@ -283,9 +309,9 @@ def test_identified_owner_then_another_user(
     h: Harness, behavior: str, active: bool, moves: bool
 ) -> None:
     keys = _identified_owner(h, behavior, active=active)
-    before = h.service.ledger.last_position()
+    before = h.ledger.last_position()
     answer = h.receipt(keys, "other_2", "sub_Test0001")
-    assert h.service.ledger.last_position() > before  # recorded, whatever the outcome
+    assert h.ledger.last_position() > before  # recorded, whatever the outcome
     owner_doc = h.subscriber(keys, "owner_1")["subscriber"]
     other_doc = h.subscriber(keys, "other_2")["subscriber"]
     if moves:
