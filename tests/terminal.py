@@ -14,4 +14,9 @@ class Terminal(io.StringIO):
 
     def shown(self) -> str:
         """What a person would read: the text without terminal escape sequences."""
-        return _ESCAPES.sub("", self.getvalue())
+        return visible(self.getvalue())
+
+
+def visible(text: str) -> str:
+    """`text` without terminal escape sequences."""
+    return _ESCAPES.sub("", text)

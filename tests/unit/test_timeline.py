@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 
 from projections.model import Change, HistoryEntry
 from projections.reader import CustomerHistory
 from subledger.cli.timeline import print_timeline
-from tests.terminal import Terminal
+from tests.terminal import Terminal, visible
 
 T = 1_793_000_000
 
@@ -68,3 +69,29 @@ def test_long_histories_are_split_into_pages(monkeypatch: pytest.MonkeyPatch) ->
     text = out.shown()
     assert [int(n) for n in re.findall(r"page (\d)/3", text)] == [1, 2, 3]
     assert text.index("page 2/3") < text.index("sub_A5 active") < text.index("page 3/3")
+
+
+def test_a_long_history_goes_through_the_system_pager(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On a terminal, several pages go to $PAGER (through pydoc, as rich does) and not to
+    the stream; the pager gets every page in order."""
+    import pydoc
+    import sys
+
+    paged = tmp_path / "paged.txt"
+    monkeypatch.setenv("COLUMNS", "240")
+    monkeypatch.setenv("PAGER", f"cat > {paged}")
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.delenv("MANPAGER", raising=False)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    # pydoc.pager caches its first choice in the module; choose afresh, as a new process does.
+    monkeypatch.setattr(pydoc, "pager", pydoc.getpager())
+    out = Terminal()
+    print_timeline(story(12), page_size=5, stream=out)
+    shown = visible(paged.read_text())
+    assert [int(n) for n in re.findall(r"page (\d)/3", shown)] == [1, 2, 3]
+    assert shown.index("sub_A0 active") < shown.index("sub_A11 active")
+    assert "page 1/3" not in out.shown()  # the header only; the pages went to the pager
+    assert "user_123" in out.shown()
