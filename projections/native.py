@@ -40,6 +40,8 @@ COMPILED = (
     "subscriptions",
     "workingset",
 )
+SWITCH = "SUBLEDGER_NATIVE"  # "0": run the pure-Python fold
+DIRECTORY = "SUBLEDGER_NATIVE_DIR"  # where builds live (default: <sys.prefix>/subledger-native)
 GROUP = "subledger_fold"  # name of mypyc's shared runtime module: subledger_fold__mypyc
 FORMAT = "1"  # bump when the build recipe changes
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -65,11 +67,11 @@ def digest() -> str:
 
 
 def root() -> Path:
-    return Path(os.environ.get("SUBLEDGER_NATIVE_DIR") or Path(sys.prefix) / "subledger-native")
+    return Path(os.environ.get(DIRECTORY) or Path(sys.prefix) / "subledger-native")
 
 
 def enabled() -> bool:
-    return os.environ.get("SUBLEDGER_NATIVE", "1") != "0"
+    return os.environ.get(SWITCH, "1") != "0"
 
 
 def enable(package_path: list[str]) -> bool:
@@ -112,7 +114,7 @@ def build(*, force: bool = False) -> Path:
     if target.is_dir() and not force:
         return target
     paths = [f"projections/{name}.py" for name in COMPILED]
-    env = dict(os.environ, SUBLEDGER_NATIVE="0")
+    env = {**os.environ, SWITCH: "0"}
     root().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root(), prefix=".build-") as tmp:
         # A copy of exactly the digested sources, `projections` and `subledger` side by side,

@@ -33,12 +33,16 @@ def _pg_problem() -> str | None:
 _PG_PROBLEM = _pg_problem()
 
 
-def require_postgres() -> None:
-    if _PG_PROBLEM is None:
-        return
+def unavailable(what: str, problem: str) -> None:
+    """Something the suite must test is missing: a loud skip here, a failure under CI."""
     if IN_CI:
-        pytest.fail(f"CI=true and {_PG_PROBLEM}", pytrace=False)
-    pytest.skip(f"SKIPPING POSTGRESQL TESTS — {_PG_PROBLEM}")
+        pytest.fail(f"CI=true and {problem}", pytrace=False)
+    pytest.skip(f"SKIPPING {what} — {problem}")
+
+
+def require_postgres() -> None:
+    if _PG_PROBLEM is not None:
+        unavailable("POSTGRESQL TESTS", _PG_PROBLEM)
 
 
 def pytest_report_header() -> list[str]:

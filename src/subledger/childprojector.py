@@ -13,12 +13,12 @@ import subprocess
 import sys
 import threading
 
+from projections import native
 from subledger.settings import Settings
 
 log = logging.getLogger("subledger.projector")
-# Not settings but switches of which code runs (projections/native.py): the child projector
-# must run the same fold as its parent.
-INTERPRETER_SWITCHES = ("SUBLEDGER_NATIVE", "SUBLEDGER_NATIVE_DIR")
+# Not settings but switches of which code runs: the child must run its parent's fold.
+INTERPRETER_SWITCHES = (native.SWITCH, native.DIRECTORY)
 
 
 class ChildProjector:
