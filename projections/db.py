@@ -58,6 +58,10 @@ class ViewDb:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # a lost commit is re-projected
+            # Debian's SQLite zeroes every freed page by default: a replay's swap then
+            # rewrote the whole old read model (1.27 of 13 s of a 100k-fact rebuild). Read
+            # models hold nothing the log does not keep, so zero only where it costs no I/O.
+            conn.execute("PRAGMA secure_delete=FAST")
             return conn
         options = f"-c search_path={self.database.schema}"
         return psycopg.connect(**pg_conninfo(self.database), options=options, autocommit=True)

@@ -313,6 +313,20 @@ def test_history_shows_attributes_and_settings_facts(h: Harness) -> None:
     assert "premium" in h.subscriber(keys, "user_123")["subscriber"]["entitlements"]
 
 
+def test_sqlite_read_models_skip_zeroing_freed_pages(tmp_path: Any) -> None:
+    """Decision 41: a swap must not rewrite the dropped tables' pages (secure_delete=FAST:
+    deleted content is zeroed only where the page is written anyway)."""
+    from subledger.settings import parse_database_url
+
+    db = ViewDb(parse_database_url(f"sqlite:///{tmp_path / 'views.db'}"))
+    try:
+        with db.read() as cur:
+            cur.execute("PRAGMA secure_delete")
+            assert cur.fetchone()[0] == 2  # 0 off, 1 on (Debian's default), 2 fast
+    finally:
+        db.close()
+
+
 def test_the_live_tables_keep_answering_during_a_rebuild(h: Harness) -> None:
     """Replay builds fresh tables beside the live ones: requests made while it runs (here,
     from its progress callback, after each rebuilt batch) see the full live document."""
