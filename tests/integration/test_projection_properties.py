@@ -153,6 +153,33 @@ def test_a_projector_stopped_midway_resumes_where_it_stopped(store: Store) -> No
     assert result.verified is True, result.differences
 
 
+def test_two_projectors_taking_turns_apply_every_fact_once(store: Store) -> None:
+    """Two projectors (own connections and row caches, as two processes) take batches in
+    turns over one log. Each must see that the other moved the position (its cached rows
+    are stale: every batch touches the same purchase), apply only what lies beyond it, and
+    the tables must end up exactly as a rebuild from empty makes them."""
+    app_id = store.new_app(track_new_purchases=True)
+    for k, body in enumerate(BODIES):
+        store.ledger.record_new([notification(app_id, body, T0 + k)])
+    store.ledger.record(token(app_id, T0 + 100))
+    store.ledger.record(token(app_id, T0 + 101, user="someone_else"))
+    other = Projector(store.ledger, batch_size=3)
+    applied = [0, 0]
+    try:
+        while True:
+            moved = [projector.step() for projector in (store.projector, other)]
+            applied = [a + m for a, m in zip(applied, moved, strict=True)]
+            if not any(moved):
+                break
+    finally:
+        other.close()
+    total = len(store.ledger.log_page(1, 1000))
+    assert min(applied) >= 3, applied  # the batches fell to both
+    assert sum(applied) == total  # and none twice
+    result = Replay(store.ledger).run(verify=True)
+    assert result.verified is True, result.differences
+
+
 @pytest.mark.parametrize(("claimed_after_end", "moves"), [(False, False), (True, True)])
 def test_transfer_if_no_active_judges_at_the_tokens_receive_time(
     store: Store, claimed_after_end: bool, moves: bool
