@@ -122,6 +122,26 @@ class ViewDb:
             self.discard()
             raise
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Cursor]:
+        """A read-only transaction on this thread's connection, without the projection lock
+        (PostgreSQL's server-side cursors need a transaction; SQLite reads one snapshot)."""
+        conn = self.connection()
+        try:
+            if self.dialect == "sqlite":
+                cur = conn.cursor()
+                cur.execute("BEGIN")
+                try:
+                    yield cur
+                finally:
+                    conn.rollback()
+            else:
+                with conn.transaction(force_rollback=True), conn.cursor() as cur:
+                    yield cur
+        except (sqlite3.OperationalError, psycopg.OperationalError):
+            self.discard()
+            raise
+
     def execute_script(self, statements: Sequence[str]) -> None:
         with self.write() as cur:
             for statement in statements:
