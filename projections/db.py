@@ -84,10 +84,18 @@ class ViewDb:
                 conn.close()
 
     @contextlib.contextmanager
+    def _connected(self) -> Iterator[Any]:
+        """This thread's connection; dropped on a store error (the next use reconnects)."""
+        try:
+            yield self.connection()
+        except (sqlite3.OperationalError, psycopg.OperationalError):
+            self.discard()
+            raise
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[Cursor]:
         """A locked write transaction; rolled back on any error."""
-        conn = self.connection()
-        try:
+        with self._connected() as conn:
             if self.dialect == "sqlite":
                 cur = conn.cursor()
                 cur.execute("BEGIN IMMEDIATE")
@@ -105,29 +113,21 @@ class ViewDb:
                     cur.execute("SET LOCAL synchronous_commit = off")
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTION_LOCK,))
                     yield cur
-        except (sqlite3.OperationalError, psycopg.OperationalError):
-            self.discard()
-            raise
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Cursor]:
-        conn = self.connection()
-        try:
+        with self._connected() as conn:
             if self.dialect == "sqlite":
                 yield conn.cursor()
             else:
                 with conn.cursor() as cur:
                     yield cur
-        except (sqlite3.OperationalError, psycopg.OperationalError):
-            self.discard()
-            raise
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Cursor]:
         """A read-only transaction on this thread's connection, without the projection lock
         (PostgreSQL's server-side cursors need a transaction; SQLite reads one snapshot)."""
-        conn = self.connection()
-        try:
+        with self._connected() as conn:
             if self.dialect == "sqlite":
                 cur = conn.cursor()
                 cur.execute("BEGIN")
@@ -138,9 +138,6 @@ class ViewDb:
             else:
                 with conn.transaction(force_rollback=True), conn.cursor() as cur:
                     yield cur
-        except (sqlite3.OperationalError, psycopg.OperationalError):
-            self.discard()
-            raise
 
     def execute_script(self, statements: Sequence[str]) -> None:
         with self.write() as cur:
