@@ -6,7 +6,6 @@ whenever it runs; "active" is decided by the reader against the request time.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 
@@ -22,10 +21,37 @@ from projections.shapes import (
 )
 from projections.subscriptions import one_time_view, subscription_view
 
+# Every document date and history time is formatted here, a few per fact. Formatting the
+# day once and the time of day from tables costs far less than strftime per call or an
+# lru_cache keyed by the second (decision 42).
+_DAYS: dict[int, str] = {}
+_MAX_DAYS = 200_000  # ~550 years of distinct days: bounded, never evicted
+_MINUTES = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
+_SECONDS = [f"{s:02d}" for s in range(60)]
 
-@functools.lru_cache(maxsize=65_536)  # no Python frame on a hit: called for every date
+
+def day(days: int) -> str:
+    """ "2026-11-01" for a count of days since 1970-01-01, UTC."""
+    found = _DAYS.get(days)
+    if found is None:
+        found = time.strftime("%Y-%m-%d", time.gmtime(days * 86_400))
+        if len(_DAYS) < _MAX_DAYS:
+            _DAYS[days] = found
+    return found
+
+
+def minute_of_day(seconds: int) -> str:
+    """ "2026-11-01 09:00" for Unix seconds, UTC."""
+    rest = seconds % 86_400
+    return f"{day(seconds // 86_400)} {_MINUTES[rest // 60]}"
+
+
 def iso(seconds: int | None) -> str | None:
-    return None if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    """ "2026-11-01T09:00:05Z" for Unix seconds (as strftime's "%Y-%m-%dT%H:%M:%SZ")."""
+    if seconds is None:
+        return None
+    rest = seconds % 86_400
+    return f"{day(seconds // 86_400)}T{_MINUTES[rest // 60]}:{_SECONDS[rest % 60]}Z"
 
 
 def empty_subscriber(app_user_id: str) -> Subscriber:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from projections.documents import iso
+from projections.documents import iso, minute_of_day
 from projections.model import Change
 from projections.shapes import SubscriptionView
 
@@ -31,9 +29,9 @@ _TIMES = {
 }
 
 
-@functools.lru_cache(maxsize=65_536)
 def when(seconds: int | None) -> str:
-    return "never" if seconds is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+    """ "2026-11-01 09:00 UTC" (as strftime's "%Y-%m-%d %H:%M UTC"), or "never"."""
+    return "never" if seconds is None else f"{minute_of_day(seconds)} UTC"
 
 
 def _text(field: str, value: object) -> str | None:

@@ -1,0 +1,32 @@
+"""Document dates and history times are formatted from tables; they must equal strftime's."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projections.documents import iso
+from projections.explain import when
+
+# 1900-01-01 .. 9999-12-31T23:59:59Z: every second a Stripe object or a receive time can hold
+SECONDS = st.integers(min_value=-2_208_988_800, max_value=253_402_300_799)
+
+
+@given(SECONDS)
+def test_iso_is_strftime(seconds: int) -> None:
+    assert iso(seconds) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+@given(SECONDS)
+def test_when_is_strftime(seconds: int) -> None:
+    assert when(seconds) == time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+
+
+def test_edges_and_none() -> None:
+    for seconds in (-1, 0, 59, 60, 86_399, 86_400, 951_782_400, 1_795_000_000, 4_102_444_800):
+        assert iso(seconds) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+        assert when(seconds) == time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+    assert iso(None) is None
+    assert when(None) == "never"
