@@ -57,7 +57,7 @@ def export(rev: str, tmp: Path) -> Path:
             export_source(name, target)
     if flavour == "compiled":
         build = "import sys; sys.path[:0] = sys.argv[1:]; from projections import native; native.build()"
-        env = dict(os.environ, SUBLEDGER_NATIVE_DIR=str(tmp / "native"))
+        env = dict(os.environ, SUBLEDGER_NATIVE_DIR=str(native_dir(rev, tmp)))
         subprocess.run(
             [sys.executable, "-c", build, str(target / "src"), str(target)], env=env, check=True
         )
@@ -66,10 +66,30 @@ def export(rev: str, tmp: Path) -> Path:
     return target
 
 
+def native_dir(rev: str, tmp: Path) -> Path:
+    """Each revision's compiled fold in a directory of its own: a build deletes the other
+    builds in its directory, so a shared one left only the last revision compiled."""
+    return tmp / "native" / re.sub(r"[^A-Za-z0-9_.-]", "_", rev.partition("+")[0])
+
+
 def select_fold(rev: str, tmp: Path) -> None:
     """The next child runs `rev`'s fold compiled (`+compiled`) or pure."""
     os.environ["SUBLEDGER_NATIVE"] = "1" if rev.endswith("+compiled") else "0"
-    os.environ["SUBLEDGER_NATIVE_DIR"] = str(tmp / "native")
+    os.environ["SUBLEDGER_NATIVE_DIR"] = str(native_dir(rev, tmp))
+
+
+def fold_in_use() -> str:
+    """Which fold this child runs; a child asked for a compiled fold that it cannot load
+    fails instead of measuring the pure one under the compiled name."""
+    try:
+        from projections import native
+    except ImportError:  # a revision from before the compiled fold
+        active = False
+    else:
+        active = native.active()
+    if os.environ.get("SUBLEDGER_NATIVE") == "1" and not active:
+        raise SystemExit("asked for the compiled fold, but it is not in use")
+    return "compiled" if active else "pure"
 
 
 def child(source: str, url: str, mode: str) -> None:
@@ -78,6 +98,7 @@ def child(source: str, url: str, mode: str) -> None:
     from subledger.runtime import tune_runtime
 
     tune_runtime()  # as in every `subledger` process
+    fold = fold_in_use()
     replay_bench.reset(url)
     if mode == "setup":
         return
@@ -85,6 +106,7 @@ def child(source: str, url: str, mode: str) -> None:
     result = replay_bench.caught_up(url)
     after = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["fold"] = fold
     print(json.dumps(result))
 
 
@@ -139,7 +161,8 @@ def main() -> None:
                     results[rev].append(result)
                     print(
                         f"  {rev:<18} {result['rate']:8,.0f} facts/s  "
-                        f"{result['cpu_s'] / result['facts'] * 1e6:6.1f} µs CPU per fact",
+                        f"{result['cpu_s'] / result['facts'] * 1e6:6.1f} µs CPU per fact "
+                        f"({result['fold']} fold)",
                         flush=True,
                     )
         finally:
