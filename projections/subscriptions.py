@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.model import Purchase, SubObs
+from projections.model import InvoiceObs, Purchase, SubObs
 from projections.purchases import TERMINAL
 from projections.shapes import OneTimeView, SubscriptionView
 
@@ -86,11 +86,28 @@ def _billing_issue(p: Purchase) -> int | None:
             found = obs.order[0]
         elif status in ("active", "trialing"):
             break
-    latest = max(p.invoices.values(), key=lambda i: (i.period_end or 0, i.order), default=None)
+    latest = _latest_invoice(p)
     failed = latest.first_failed_at if latest is not None and latest.status == "open" else None
     if failed is not None and (found is None or failed < found):
         found = failed
     return found
+
+
+def _latest_invoice(p: Purchase) -> InvoiceObs | None:
+    """The invoice with the furthest period end, ties to the newest snapshot order (the
+    first of equals, as `max` gives). A plain loop: every view computes it, and a key
+    function with a tuple per invoice cost more than the rest of the view."""
+    latest: InvoiceObs | None = None
+    latest_end = 0
+    for invoice in p.invoices.values():
+        end = invoice.period_end or 0
+        if (
+            latest is None
+            or end > latest_end
+            or (end == latest_end and invoice.order > latest.order)
+        ):
+            latest, latest_end = invoice, end
+    return latest
 
 
 def _refund(p: Purchase, latest: SubObs) -> tuple[int | None, bool]:

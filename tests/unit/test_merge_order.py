@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from projections import purchases as rules
 from projections.model import Purchase
 from subledger.stripe import objects
@@ -81,3 +84,29 @@ def test_paid_or_void_invoices_beat_open_or_draft_in_the_same_second() -> None:
             for obs in order:
                 p = rules.add_invoice(p, obs)
             assert p.invoices["in_1"].status == final, (final, earlier, order)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 5)), st.integers(0, 3), st.sampled_from("ab")
+        ),
+        max_size=8,
+    )
+)
+def test_the_latest_invoice_is_what_max_by_period_end_then_order_gives(
+    invoices: list[tuple[int | None, int, str]],
+) -> None:
+    """`_latest_invoice` (a plain loop, decision 42) keeps `max`'s rule, ties included."""
+    from projections.model import InvoiceObs
+    from projections.subscriptions import _latest_invoice
+
+    found = {
+        f"in_{n}": InvoiceObs(
+            order=(created, 0, event), position=n, id=f"in_{n}", status="paid", period_end=end
+        )
+        for n, (end, created, event) in enumerate(invoices)
+    }
+    p = Purchase(key=SUB, invoices=found)
+    expected = max(found.values(), key=lambda i: (i.period_end or 0, i.order), default=None)
+    assert _latest_invoice(p) is expected
