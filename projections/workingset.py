@@ -114,7 +114,9 @@ class WorkingSet:
         # so a key not in it is known absent without a query (a collision only costs one).
         self.maybe_written = maybe_written
         self.rows: dict[Key, Any] = {}
-        self.dirty: set[Key] = set()
+        # Insertion-ordered: writes go out in the order rows first changed, deterministic
+        # without sorting every key of the batch (the store's rows are the same either way).
+        self.dirty: dict[Key, None] = {}
         self.history: list[tuple[str, str, int, int, bytes]] = []  # entries encoded
         self._seq: dict[tuple[str, str, int], int] = {}
 
@@ -204,7 +206,7 @@ class WorkingSet:
     def put(self, table: str, app_id: str, row_id: str, value: Any) -> None:
         key = (table, app_id, row_id)
         self.rows[key] = value
-        self.dirty.add(key)
+        self.dirty[key] = None
 
     def delete(self, table: str, app_id: str, row_id: str) -> None:
         self.put(table, app_id, row_id, None)
@@ -223,7 +225,7 @@ class WorkingSet:
         """Encode this batch's writes (canonically, once) and remember them in the cache."""
         changes = Changes(upserts={}, deletes={}, history=[], values={})
         encode = _encoder.encode  # canonical JSON (sorted dict keys)
-        for table, app_id, row_id in sorted(self.dirty):
+        for table, app_id, row_id in self.dirty:
             key = (table, app_id, row_id)
             value = self.rows[key]
             encoded = None if value is None else encode(value)
