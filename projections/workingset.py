@@ -65,8 +65,14 @@ def _unnest(*columns: tuple[str, Any]) -> tuple[str, list[Any]]:
     return f"unnest({', '.join(c[0] for c in columns)})", [c[1] for c in columns]
 
 
-def _json_rows(rows: list[Any]) -> str:
-    return msgspec.json.encode(rows).decode()
+def _json_rows(rows: list[Any]) -> bytes:
+    """Rows as one JSON array, bound as bytes and read by `_JSON_ROWS` as text: decoding it
+    to a str here only made sqlite3 encode it back to UTF-8 (history texts hold arrows, so
+    the str was two bytes a character), all while the writer thread held the GIL."""
+    return msgspec.json.encode(rows)
+
+
+_JSON_ROWS = "json_each(CAST(? AS TEXT))"  # SQLite 3.40's JSON functions refuse a BLOB
 
 
 class RowCache:
@@ -268,7 +274,7 @@ class WorkingSet:
         if self.db.dialect == "sqlite":
             cur.execute(
                 f"INSERT INTO {name} (app_id, id, state) SELECT {_columns(3)} "
-                f"FROM json_each(?) WHERE true {conflict}",
+                f"FROM {_JSON_ROWS} WHERE true {conflict}",
                 (_json_rows([(a, i, state.decode()) for a, i, state in rows]),),
             )
             return
@@ -283,7 +289,7 @@ class WorkingSet:
         if self.db.dialect == "sqlite":
             cur.execute(
                 f"DELETE FROM {name} WHERE (app_id, id) IN "
-                f"(SELECT {_columns(2)} FROM json_each(?))",
+                f"(SELECT {_columns(2)} FROM {_JSON_ROWS})",
                 (_json_rows(keys),),
             )
             return
@@ -295,7 +301,7 @@ class WorkingSet:
         columns = "(app_id, subject, position, seq, entry)"
         if self.db.dialect == "sqlite":
             cur.execute(
-                f"INSERT INTO {name} {columns} SELECT {_columns(5)} FROM json_each(?)",
+                f"INSERT INTO {name} {columns} SELECT {_columns(5)} FROM {_JSON_ROWS}",
                 (_json_rows([(a, s, p, q, entry.decode()) for a, s, p, q, entry in rows]),),
             )
             return
