@@ -32,6 +32,22 @@ class Cursor(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
+@contextlib.contextmanager
+def _sqlite_transaction(conn: Any, begin: str, *, keep: bool) -> Iterator[Cursor]:
+    """A SQLite transaction: committed when `keep` and nothing failed, else rolled back."""
+    cur = conn.cursor()
+    cur.execute(begin)
+    try:
+        yield cur
+    except BaseException:
+        conn.rollback()
+        raise
+    if keep:
+        conn.commit()
+    else:
+        conn.rollback()
+
+
 class ViewDb:
     """A store's read-model connection factory; `dialect` is sqlite or postgresql."""
 
@@ -97,14 +113,8 @@ class ViewDb:
         """A locked write transaction; rolled back on any error."""
         with self._connected() as conn:
             if self.dialect == "sqlite":
-                cur = conn.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
+                with _sqlite_transaction(conn, "BEGIN IMMEDIATE", keep=True) as cur:
                     yield cur
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
             else:
                 with conn.transaction(), conn.cursor() as cur:
                     cur.execute(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'")
@@ -129,12 +139,8 @@ class ViewDb:
         (PostgreSQL's server-side cursors need a transaction; SQLite reads one snapshot)."""
         with self._connected() as conn:
             if self.dialect == "sqlite":
-                cur = conn.cursor()
-                cur.execute("BEGIN")
-                try:
+                with _sqlite_transaction(conn, "BEGIN", keep=False) as cur:
                     yield cur
-                finally:
-                    conn.rollback()
             else:
                 with conn.transaction(force_rollback=True), conn.cursor() as cur:
                     yield cur

@@ -52,7 +52,7 @@ def export(rev: str, tmp: Path) -> Path:
     if name == "worktree":
         target = ROOT
     else:
-        target = tmp / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        target = tmp / _safe(name)
         if not target.exists():
             export_source(name, target)
     if flavour == "compiled":
@@ -66,10 +66,15 @@ def export(rev: str, tmp: Path) -> Path:
     return target
 
 
+def _safe(name: str) -> str:
+    """A revision name as a directory name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
 def native_dir(rev: str, tmp: Path) -> Path:
     """Each revision's compiled fold in a directory of its own: a build deletes the other
     builds in its directory, so a shared one left only the last revision compiled."""
-    return tmp / "native" / re.sub(r"[^A-Za-z0-9_.-]", "_", rev.partition("+")[0])
+    return tmp / "native" / _safe(rev.partition("+")[0])
 
 
 def select_fold(rev: str, tmp: Path) -> None:
