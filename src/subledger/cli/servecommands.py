@@ -125,6 +125,11 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
             ).start()
         log.info("projector following the log", extra={"store": settings.database.kind})
         projector.run(stop)
+        # What this process applied: across projector processes these add up to the log.
+        log.info(
+            "projector stopped",
+            extra={"position": projector.position, "applied": projector.facts},
+        )
         return 0
     finally:
         projector.close()
