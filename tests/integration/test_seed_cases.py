@@ -71,6 +71,16 @@ def scenario_subscription(doc: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def iso(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def entry_of(h: Harness, keys: Any, app_user_id: str = "u1") -> dict[str, Any]:
+    """The customer's subscription entry for PRODUCT."""
+    found: dict[str, Any] = h.subscriber(keys, app_user_id)["subscriber"]["subscriptions"][PRODUCT]
+    return found
+
+
 def test_token_then_webhooks(h: Harness) -> None:
     keys = h.app()
     first = h.receipt(keys, "user_123", SUB)
@@ -358,17 +368,12 @@ def test_either_cancellation_signal_alone_is_an_unsubscribe(
         subscription_event(event_id="evt_c2", created=NOW - 100, period=period, **cancellation),
     )
     h.settle()
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
-    assert entry["unsubscribe_detected_at"] == time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 100)
-    )
+    entry = entry_of(h, keys)
+    assert entry["unsubscribe_detected_at"] == iso(NOW - 100)
     # resuming clears it
     h.webhook(keys, subscription_event(event_id="evt_c3", created=NOW - 50, period=period))
     h.settle()
-    assert (
-        h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]["unsubscribe_detected_at"]
-        is None
-    )
+    assert entry_of(h, keys)["unsubscribe_detected_at"] is None
 
 
 def test_past_due_is_a_billing_issue_that_keeps_access(h: Harness) -> None:
@@ -381,19 +386,12 @@ def test_past_due_is_a_billing_issue_that_keeps_access(h: Harness) -> None:
         subscription_event(event_id="evt_p2", created=NOW - 60, period=period, status="past_due"),
     )
     h.settle()
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
-    assert entry["billing_issues_detected_at"] == time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 60)
-    )
-    assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 29 * DAY))
+    entry = entry_of(h, keys)
+    assert entry["billing_issues_detected_at"] == iso(NOW - 60)
+    assert entry["expires_date"] == iso(NOW + 29 * DAY)
     h.webhook(keys, subscription_event(event_id="evt_p3", created=NOW - 30, period=period))
     h.settle()
-    assert (
-        h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT][
-            "billing_issues_detected_at"
-        ]
-        is None
-    )
+    assert entry_of(h, keys)["billing_issues_detected_at"] is None
 
 
 def test_failed_invoice_is_a_billing_issue_until_paid(h: Harness) -> None:
@@ -408,10 +406,8 @@ def test_failed_invoice_is_a_billing_issue_until_paid(h: Harness) -> None:
         ),
     )
     h.settle()
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
-    assert entry["billing_issues_detected_at"] == time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 90)
-    )
+    entry = entry_of(h, keys)
+    assert entry["billing_issues_detected_at"] == iso(NOW - 90)
     h.webhook(
         keys,
         invoice_event(
@@ -419,12 +415,7 @@ def test_failed_invoice_is_a_billing_issue_until_paid(h: Harness) -> None:
         ),
     )
     h.settle()
-    assert (
-        h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT][
-            "billing_issues_detected_at"
-        ]
-        is None
-    )
+    assert entry_of(h, keys)["billing_issues_detected_at"] is None
 
 
 def test_deleted_subscription_expires_at_its_end(h: Harness) -> None:
@@ -446,9 +437,9 @@ def test_deleted_subscription_expires_at_its_end(h: Harness) -> None:
     )
     h.settle()
     doc = h.subscriber(keys, "u1")["subscriber"]
-    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3600))
-    assert doc["subscriptions"][PRODUCT]["expires_date"] == iso
-    assert doc["entitlements"]["pro"]["expires_date"] == iso  # listed, no longer active
+    ended = iso(NOW - 3600)
+    assert doc["subscriptions"][PRODUCT]["expires_date"] == ended
+    assert doc["entitlements"]["pro"]["expires_date"] == ended  # listed, no longer active
 
 
 def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> None:
@@ -462,7 +453,7 @@ def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> No
         ),
     )
     h.settle()
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    entry = entry_of(h, keys)
     assert entry["period_type"] == "trial"
     assert entry["is_sandbox"] is False
 
@@ -492,8 +483,8 @@ def test_legacy_payloads_decode_by_field_presence(h: Harness) -> None:
         ),
     )
     h.settle()
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
-    refunded = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 10))
+    entry = entry_of(h, keys)
+    refunded = iso(NOW - 10)
     assert entry["expires_date"] == refunded
     assert entry["refunded_at"] == refunded
 
@@ -516,9 +507,9 @@ def test_partial_refund_keeps_access(h: Harness) -> None:
         ),
     )
     h.settle()
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    entry = entry_of(h, keys)
     assert entry["refunded_at"] is None
-    assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 29 * DAY))
+    assert entry["expires_date"] == iso(NOW + 29 * DAY)
 
 
 def test_a_full_refund_of_an_earlier_period_keeps_access(h: Harness) -> None:
@@ -553,11 +544,11 @@ def test_a_full_refund_of_an_earlier_period_keeps_access(h: Harness) -> None:
         h.settle()
 
     refund(0, first)
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    entry = entry_of(h, keys)
     assert entry["refunded_at"] is None
-    assert entry["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(latest[1]))
+    assert entry["expires_date"] == iso(latest[1])
     refund(1, latest)
-    entry = h.subscriber(keys, "u1")["subscriber"]["subscriptions"][PRODUCT]
+    entry = entry_of(h, keys)
     assert entry["refunded_at"] is not None  # the latest period's charge: access ends
     assert entry["expires_date"] == entry["refunded_at"]
 
@@ -618,4 +609,4 @@ def test_an_entitlement_shows_the_purchase_reaching_furthest_and_unmapped_produc
     assert set(doc["entitlements"]) == {"pro"}  # gold's product was never bought
     pro = doc["entitlements"]["pro"]
     assert pro["product_identifier"] == "prod_Other"
-    assert pro["expires_date"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(far[1]))
+    assert pro["expires_date"] == iso(far[1])
