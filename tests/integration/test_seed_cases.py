@@ -81,6 +81,15 @@ def entry_of(h: Harness, keys: Any, app_user_id: str = "u1") -> dict[str, Any]:
     return found
 
 
+def subscribed(h: Harness, event_id: str, period: tuple[int, int]) -> Any:
+    """A new app whose user u1 posted the token, then the subscription's first notification
+    (created when `period` starts); returns the app's keys."""
+    keys = h.app()
+    h.receipt(keys, "u1", "sub_Test0001")
+    h.webhook(keys, subscription_event(event_id=event_id, created=period[0], period=period))
+    return keys
+
+
 def test_token_then_webhooks(h: Harness) -> None:
     keys = h.app()
     first = h.receipt(keys, "user_123", SUB)
@@ -359,10 +368,8 @@ def test_posting_the_same_token_again_is_harmless(h: Harness) -> None:
 def test_either_cancellation_signal_alone_is_an_unsubscribe(
     h: Harness, cancellation: dict[str, Any]
 ) -> None:
-    keys = h.app()
-    h.receipt(keys, "u1", "sub_Test0001")
     period = (NOW - DAY, NOW + 29 * DAY)
-    h.webhook(keys, subscription_event(event_id="evt_c1", created=NOW - DAY, period=period))
+    keys = subscribed(h, "evt_c1", period)
     h.webhook(
         keys,
         subscription_event(event_id="evt_c2", created=NOW - 100, period=period, **cancellation),
@@ -377,10 +384,8 @@ def test_either_cancellation_signal_alone_is_an_unsubscribe(
 
 
 def test_past_due_is_a_billing_issue_that_keeps_access(h: Harness) -> None:
-    keys = h.app()
-    h.receipt(keys, "u1", "sub_Test0001")
     period = (NOW - DAY, NOW + 29 * DAY)
-    h.webhook(keys, subscription_event(event_id="evt_p1", created=NOW - DAY, period=period))
+    keys = subscribed(h, "evt_p1", period)
     h.webhook(
         keys,
         subscription_event(event_id="evt_p2", created=NOW - 60, period=period, status="past_due"),
@@ -395,10 +400,8 @@ def test_past_due_is_a_billing_issue_that_keeps_access(h: Harness) -> None:
 
 
 def test_failed_invoice_is_a_billing_issue_until_paid(h: Harness) -> None:
-    keys = h.app()
-    h.receipt(keys, "u1", "sub_Test0001")
     period = (NOW - DAY, NOW + 29 * DAY)
-    h.webhook(keys, subscription_event(event_id="evt_f1", created=NOW - DAY, period=period))
+    keys = subscribed(h, "evt_f1", period)
     h.webhook(
         keys,
         invoice_event(
@@ -419,10 +422,8 @@ def test_failed_invoice_is_a_billing_issue_until_paid(h: Harness) -> None:
 
 
 def test_deleted_subscription_expires_at_its_end(h: Harness) -> None:
-    keys = h.app()
-    h.receipt(keys, "u1", "sub_Test0001")
     period = (NOW - 10 * DAY, NOW + 20 * DAY)
-    h.webhook(keys, subscription_event(event_id="evt_d1", created=NOW - 10 * DAY, period=period))
+    keys = subscribed(h, "evt_d1", period)
     h.webhook(
         keys,
         subscription_event(
@@ -490,10 +491,8 @@ def test_legacy_payloads_decode_by_field_presence(h: Harness) -> None:
 
 
 def test_partial_refund_keeps_access(h: Harness) -> None:
-    keys = h.app()
-    h.receipt(keys, "u1", "sub_Test0001")
     period = (NOW - DAY, NOW + 29 * DAY)
-    h.webhook(keys, subscription_event(event_id="evt_r1", created=NOW - DAY, period=period))
+    keys = subscribed(h, "evt_r1", period)
     h.webhook(
         keys,
         invoice_event(
