@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,7 @@ from tests.e2e.conftest import Server, start_server, stop_server
 from tests.samples import SECRET, scenario_bodies, signature_header
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
+SMALL_BATCHES = ("--batch-size", "2")  # many batches, so projectors interleave
 
 
 def new_app(url: str) -> tuple[str, str, str]:
@@ -84,16 +87,15 @@ def test_scenario_through_a_real_server_then_rebuild(server: Server, database_ur
     assert json.loads(verify.stdout)["verified"] is True
 
 
-def start_projector(url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_projector(url: str, log: Path, *argv: str) -> subprocess.Popen[bytes]:
     """A `subledger project` process, returned once it follows the log."""
-    import time
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "subledger.cli", "project", "--batch-size", "2"],
-        env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "INFO"},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "subledger.cli", "project", *argv],
+            env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "INFO"},
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     deadline = time.monotonic() + 30
     while "following the log" not in log.read_text() and time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
@@ -122,16 +124,20 @@ def test_two_projector_processes_never_double_apply(postgres_url: str, tmp_path:
     running: list[subprocess.Popen[bytes]] = []
     server = start_server(postgres_url, tmp_path, SUBLEDGER_PROJECTOR="external")
     try:
-        running.append(start_projector(postgres_url, logs[0]))
+        running.append(start_projector(postgres_url, logs[0], *SMALL_BATCHES))
         post(server, app_id, bodies[:3])
         assert "prod_TKbE3nVq8YhXcM" in synced(server, pk)["subscriptions"]
         first = stop_projector(running.pop(), logs[0])
 
-        running.append(start_projector(postgres_url, logs[1]))  # resumes where A stopped
+        running.append(
+            start_projector(postgres_url, logs[1], *SMALL_BATCHES)
+        )  # resumes where A stopped
         post(server, app_id, bodies[3:])
         assert "prod_TKbE3nVq8YhXcM" in synced(server, pk)["subscriptions"]
 
-        running.append(start_projector(postgres_url, logs[2]))  # now both follow the log
+        running.append(
+            start_projector(postgres_url, logs[2], *SMALL_BATCHES)
+        )  # now both follow the log
         post(server, app_id, bodies)  # redeliveries: new facts, listed in the history
         doc = synced(server, sk)
         assert doc["subscriptions"]["prod_TKbE3nVq8YhXcM"]["refunded_at"] == "2026-10-11T10:11:00Z"
@@ -172,9 +178,6 @@ def test_serve_on_postgres_supervises_a_projector_process(
     postgres_url: str, tmp_path: Path
 ) -> None:
     """The default on PostgreSQL: a child `subledger project`, gone when the server is."""
-    import signal
-    import time
-
     app_id, pk, sk = new_app(postgres_url)
     server = start_server(postgres_url, tmp_path)
     try:
@@ -207,8 +210,6 @@ def test_a_projector_whose_server_died_during_its_start_exits(
 ) -> None:
     """The server passes its own pid: a child started after the server already died (its
     parent is then init) must still notice, instead of following the log forever."""
-    import time
-
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(timeout=10)  # a pid that no longer exists, as a server killed during start-up
     env = {**os.environ, "SUBLEDGER_DATABASE_URL": postgres_url}
@@ -232,23 +233,10 @@ def test_a_projector_whose_server_died_during_its_start_exits(
 def test_a_burst_of_signals_stops_a_projector_cleanly(database_url: str, tmp_path: Path) -> None:
     """Signals can arrive while the previous one is being handled (a process group killed,
     then its supervisor's own SIGTERM); the handler must never deadlock on them."""
-    import signal
-    import time
-
     new_app(database_url)
     log = tmp_path / "projector.log"
-    env = {**os.environ, "SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_LOG_LEVEL": "INFO"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "subledger.cli", "project"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
+    child = start_projector(database_url, log)
     try:
-        deadline = time.monotonic() + 30
-        while "following the log" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "following the log" in log.read_text(), log.read_text()
         for _ in range(2000):
             if child.poll() is not None:
                 break
