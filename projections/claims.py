@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from projections.context import Context
-from projections.model import AppState, Customer, Purchase, TokenOutcome
+from projections.model import AppState, Customer, Purchase, TokenOutcome, Transfer
 from projections.ownership import (
     ALIASED,
     OWNED,
@@ -150,7 +150,9 @@ class Claims:
             p = msgspec.structs.replace(p, owner=app_user_id)
             text = f"{p.key} transferred from {', '.join(owner.ids)} to {', '.join(claimant.ids)}"
             ids = {"purchase": p.key, "from": owner.id, "to": app_user_id}
-            self.fold.record(ctx.app_id, [*owner.ids], ctx.entry(text, ids))
+            moved = Transfer(transferred_from=owner.ids, transferred_to=claimant.ids)
+            entry = msgspec.structs.replace(ctx.entry(text, ids), transfer=moved)
+            self.fold.record(ctx.app_id, [*owner.ids, *claimant.ids], entry)
         return p, outcome, message
 
     def alias(self, app_id: str, a: Customer, b: Customer) -> Customer:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgspec
+
 from projections.documents import iso
 from projections.reader import CustomerHistory
 
@@ -32,6 +34,7 @@ def history_document(history: CustomerHistory) -> dict[str, Any]:
                 "changes": [
                     {"field": c.field, "before": c.before, "after": c.after} for c in e.changes
                 ],
+                "transfer": None if e.transfer is None else msgspec.to_builtins(e.transfer),
             }
             for e in history.entries
         ],

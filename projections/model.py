@@ -166,6 +166,14 @@ class Change(Row, frozen=True, kw_only=True):
     after: str | None = None
 
 
+class Transfer(Row, frozen=True, kw_only=True):
+    """SPEC 7.4's TRANSFER record: every id of the customer that lost the purchase, and
+    every id of the customer that received it, as they were at that fact."""
+
+    transferred_from: tuple[str, ...]
+    transferred_to: tuple[str, ...]
+
+
 class HistoryEntry(Row, frozen=True, kw_only=True):
     position: int
     received_at_ms: int
@@ -174,3 +182,4 @@ class HistoryEntry(Row, frozen=True, kw_only=True):
     created: int | None = None
     ids: dict[str, str] = {}
     changes: tuple[Change, ...] = ()
+    transfer: Transfer | None = None

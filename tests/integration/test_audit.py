@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,9 @@ from subledger.cli import main
 from subledger.identity import anonymous_id
 from subledger.settings import Settings
 from tests.harness import AppKeys, Harness, harness
-from tests.samples import scenario_bodies
+from tests.samples import DAY, scenario_bodies, subscription_event
+
+NOW = int(time.time())
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
 
@@ -137,6 +140,33 @@ def test_transfer_histories(h: Harness, behavior: str, fragment: str) -> None:
     assert recorded == ([{"purchase": SUB, "from": "user_123", "to": "other_2"}] if moved else [])
     owner = "other_2" if moved else "user_123"
     assert h.subscriber(keys, owner)["subscriber"]["subscriptions"]
+
+
+def test_a_transfer_records_every_id_of_both_customers(h: Harness) -> None:
+    """SPEC 7.4: `transferred_from` = O's ids, `transferred_to` = U's ids, aliases included."""
+    keys = h.app(track_new_purchases=True)
+    h.webhook(keys, scenario_bodies()[1])  # SUB, owned by its anonymous id
+    h.receipt(keys, "user_123", SUB)  # alias: O = {anonymous, user_123}
+    other = "sub_Test0002"
+    h.webhook(
+        keys,
+        subscription_event(
+            event_type="customer.subscription.created",
+            event_id="evt_other_1",
+            created=NOW,
+            sub_id=other,
+            period=(NOW, NOW + 30 * DAY),
+        ),
+    )
+    h.receipt(keys, "other_2", other)  # alias: U = {anonymous of other, other_2}
+    assert h.receipt(keys, "other_2", SUB).status_code == 200  # transfer (the default)
+    record = {
+        "transferred_from": [anonymous_id(keys.app_id, SUB), "user_123"],
+        "transferred_to": [anonymous_id(keys.app_id, other), "other_2"],
+    }
+    for side in ("user_123", "other_2"):  # both customers' histories show the record
+        entries = history(h, keys, side).json()["history"]
+        assert [e["transfer"] for e in entries if e["transfer"]] == [record]
 
 
 def test_history_needs_the_secret_key(h: Harness) -> None:
