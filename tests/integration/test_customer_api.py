@@ -72,15 +72,17 @@ def test_invalid_attributes_answer_7263_and_the_valid_ones_are_still_stored(h: H
             "$email": {"value": "not an email"},
             "$madeUp": {"value": "x"},
             "long": {"value": "x" * 501},
+            "k" * 41: {"value": "x"},
+            "k" * 40: {"value": "forty"},
         },
     )
     assert answer.status_code == 400
     body = answer.json()
     assert body["code"] == 7263
     refused = sorted(e["key_name"] for e in body["attribute_errors"])
-    assert refused == ["$email", "$madeUp", "9lives", "long"]
+    assert refused == ["$email", "$madeUp", "9lives", "k" * 41, "long"]
     assert all(e["message"] for e in body["attribute_errors"])
-    assert attributes_of(h, keys, "user_1") == {"plan": "gold"}
+    assert attributes_of(h, keys, "user_1") == {"plan": "gold", "k" * 40: "forty"}
 
 
 def test_at_most_fifty_custom_keys(h: Harness) -> None:
@@ -121,6 +123,33 @@ def test_receipt_errors_carry_the_spec_codes(h: Harness) -> None:
         assert (answer.status_code, answer.json()["code"]) == (status, code), (body, headers)
         assert answer.json()["message"]
     assert h.service.ledger.last_position() == before  # bad input changes nothing
+
+
+REFUSED_IDS = [
+    *("no_user", "null", "none", "nil", "(null)", "NaN", "unidentified", "undefined"),
+    *("unknown", "anonymous", "guest", "-1", "0", "[]", "{}", "[object Object]"),
+    *("\x00", "a\x00b", "a/b", "x" * 101),
+    # compared ignoring case and surrounding spaces (docs/decisions.md, 44)
+    *("NULL", "None", "Guest", " null ", "nan", "[OBJECT OBJECT]", "  "),
+]
+
+
+@pytest.mark.parametrize("app_user_id", REFUSED_IDS)
+def test_blocked_and_malformed_app_user_ids_are_refused(h: Harness, app_user_id: str) -> None:
+    keys = h.app()
+    answer = h.receipt(keys, app_user_id, SUB)
+    assert (answer.status_code, answer.json()["code"]) == (400, 7256), answer.text
+    answer = get_subscriber(h, app_user_id, keys.secret_key)
+    # an encoded '/' is decoded before routing, so such a path names no route at all
+    expected = (404, 8404) if "/" in app_user_id else (400, 7256)
+    assert (answer.status_code, answer.json()["code"]) == expected, answer.text
+
+
+@pytest.mark.parametrize("app_user_id", ["x" * 100, "Nullable", "guest_42", "0x1", "User"])
+def test_ids_near_the_blocked_ones_are_accepted(h: Harness, app_user_id: str) -> None:
+    keys = h.app()
+    assert h.receipt(keys, app_user_id, SUB).status_code == 200
+    assert get_subscriber(h, app_user_id, keys.secret_key).status_code == 200
 
 
 def test_customer_route_errors_carry_the_spec_codes(h: Harness) -> None:

@@ -441,6 +441,42 @@ def test_deleted_subscription_expires_at_its_end(h: Harness) -> None:
     ended = iso(NOW - 3600)
     assert doc["subscriptions"][PRODUCT]["expires_date"] == ended
     assert doc["entitlements"]["pro"]["expires_date"] == ended  # listed, no longer active
+    # canceled at once, with neither cancel_at_period_end nor cancel_at: still an
+    # unsubscribe (docs/decisions.md, 44)
+    assert doc["subscriptions"][PRODUCT]["unsubscribe_detected_at"] == ended
+
+
+@pytest.mark.parametrize(
+    ("status", "billing_issue"), [("unpaid", True), ("incomplete_expired", False)]
+)
+def test_unpaid_and_incomplete_expired_end_access_when_seen(
+    h: Harness, status: str, billing_issue: bool
+) -> None:
+    """SPEC 7.1: `expires_date` = the time the state was seen (no `ended_at`), never later
+    than the period end; `unpaid` is also a billing issue."""
+    period = (NOW - 10 * DAY, NOW + 20 * DAY)
+    keys = subscribed(h, "evt_u1", period)
+    seen = NOW - 600
+    h.webhook(
+        keys, subscription_event(event_id="evt_u2", created=seen, period=period, status=status)
+    )
+    h.settle()
+    entry = entry_of(h, keys)
+    assert entry["expires_date"] == iso(seen)
+    assert entry["billing_issues_detected_at"] == (iso(seen) if billing_issue else None)
+    # seen after the period ended: access ends with the period, not later
+    late = subscribed(h, "evt_u3", (NOW - 40 * DAY, NOW - 10 * DAY))
+    h.webhook(
+        late,
+        subscription_event(
+            event_id="evt_u4",
+            created=NOW - 60,
+            period=(NOW - 40 * DAY, NOW - 10 * DAY),
+            status=status,
+        ),
+    )
+    h.settle()
+    assert entry_of(h, late)["expires_date"] == iso(NOW - 10 * DAY)
 
 
 def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> None:
