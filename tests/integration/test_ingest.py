@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,6 +137,18 @@ def test_stale_signature_is_400(ingest: Ingest) -> None:
         ingest, ingest.post(BODY, header=signature_header(BODY, timestamp=1_000)), 400, 8106
     )
     assert "tolerance 300" in body["message"]
+
+
+def test_an_apps_own_signature_tolerance_applies(ingest: Ingest) -> None:
+    strict = ingest.new_app(secrets=[SECRET], signature_tolerance_s=60)
+    now = int(time.time())
+    old = ingest.post(BODY, header=signature_header(BODY, timestamp=now - 120), app_id=strict)
+    assert "tolerance 60" in refused(ingest, old, 400, 8106)["message"]
+    fresh = ingest.post(BODY, header=signature_header(BODY, timestamp=now - 30), app_id=strict)
+    assert fresh.status_code == 200, fresh.text
+    # the same 120-second-old signature is within the default 300 s of another app
+    lenient = ingest.post(BODY, header=signature_header(BODY, timestamp=now - 120))
+    assert lenient.status_code == 200, lenient.text
 
 
 def test_reserialised_body_is_400(ingest: Ingest) -> None:
