@@ -15,6 +15,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+ProjectorChoice = Literal["auto", "thread", "process", "external"]
+
+
 class SettingsError(ValueError):
     """A setting has a value subledger cannot use; the message says which and why."""
 
@@ -52,7 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_base: str = ""
     stripe_timeout_s: float = 3.0
     ingest_max_group: int = 256
-    projector: Literal["auto", "thread", "process", "external"] = "auto"
+    projector: ProjectorChoice = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -164,7 +167,7 @@ def eventsourcing_env(database: Database, *, lock_timeout_s: int = 3) -> dict[st
     }
 
 
-def _projector(value: str) -> Literal["auto", "thread", "process", "external"]:
+def _projector(value: str) -> ProjectorChoice:
     for mode in ("auto", "thread", "process", "external"):
         if value == mode:
             return mode

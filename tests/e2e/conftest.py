@@ -31,7 +31,7 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(database_url: str, tmp_path: Path, **env: str) -> Server:
+def start_server(database_url: str, tmp_path: Path, *argv: str, **env: str) -> Server:
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     environ = {
@@ -43,7 +43,10 @@ def start_server(database_url: str, tmp_path: Path, **env: str) -> Server:
     }
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "subledger.cli", "serve"], env=environ, stdout=sink, stderr=sink
+            [sys.executable, "-m", "subledger.cli", "serve", *argv],
+            env=environ,
+            stdout=sink,
+            stderr=sink,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

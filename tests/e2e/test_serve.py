@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, start_server, stop_server
 from tests.samples import SECRET, signature_header, subscription_event
 
 
@@ -21,6 +22,16 @@ def test_serve_answers_health_and_ready(server: Server) -> None:
     ready = httpx.get(f"{server.url}/ready")
     assert ready.status_code == 200, server.logs()
     assert ready.json()["status"] == "ready"
+
+
+def test_with_projector_keeps_a_forced_projector_mode(database_url: str, tmp_path: Path) -> None:
+    forced = "process" if database_url.startswith("sqlite") else "thread"  # not the default
+    running = start_server(database_url, tmp_path, "--with-projector", SUBLEDGER_PROJECTOR=forced)
+    try:
+        assert httpx.get(f"{running.url}/ready").status_code == 200, running.logs()
+        assert f"projector: {forced})" in running.logs()
+    finally:
+        stop_server(running)
 
 
 def test_serve_reports_a_bad_database_url_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,9 @@
 import pytest
 
+from subledger.cli.servecommands import projector_choice
 from subledger.settings import (
     DEFAULT_DATABASE_URL,
+    ProjectorChoice,
     Settings,
     SettingsError,
     eventsourcing_env,
@@ -121,3 +123,22 @@ def test_projector_mode_defaults_by_store() -> None:
     assert forced.projector_mode == "thread"
     with pytest.raises(SettingsError, match="SUBLEDGER_PROJECTOR"):
         Settings.from_env({"SUBLEDGER_PROJECTOR": "inline"})
+
+
+@pytest.mark.parametrize(
+    ("flag", "configured", "expected"),
+    [
+        (None, "process", "process"),  # no flag: SUBLEDGER_PROJECTOR decides
+        ("with", "thread", "thread"),  # --with-projector keeps a forced thread or process
+        ("with", "process", "process"),
+        ("with", "external", "auto"),  # ... and overrides only `external`
+        ("with", "auto", "auto"),
+        ("external", "thread", "external"),  # --without-projector
+    ],
+)
+def test_serve_flags_combine_with_the_environment(
+    flag: str | None, configured: ProjectorChoice, expected: str
+) -> None:
+    assert projector_choice(flag, configured) == expected
+    settings = Settings.from_env({"SUBLEDGER_PROJECTOR": configured})
+    assert settings.projector == configured

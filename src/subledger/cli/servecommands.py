@@ -20,7 +20,7 @@ from subledger import logs
 from subledger.cli.output import add_json_flag, emit, fail
 from subledger.http.app import create_app
 from subledger.ledger import Ledger
-from subledger.settings import Settings
+from subledger.settings import ProjectorChoice, Settings
 
 log = logging.getLogger("subledger.cli")
 
@@ -34,7 +34,7 @@ def register(commands: Any) -> None:
         "--with-projector",
         dest="projector",
         action="store_const",
-        const="auto",
+        const="with",
         help="serve runs the projector too (default): a thread on SQLite, a child process "
         "on PostgreSQL (SUBLEDGER_PROJECTOR=thread|process forces one)",
     )
@@ -81,12 +81,22 @@ def _watch_parent(parent: int, stop: threading.Event) -> None:
             stop.set()
 
 
+def projector_choice(flag: str | None, configured: ProjectorChoice) -> ProjectorChoice:
+    """`serve`'s projector: `--without-projector` → external; `--with-projector` overrides
+    only SUBLEDGER_PROJECTOR=external (a forced thread or process stays); no flag → the
+    environment's choice."""
+    if flag == "external":
+        return "external"
+    if flag == "with":
+        return "auto" if configured == "external" else configured
+    return configured
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    settings = msgspec.structs.replace(
-        settings, host=host, port=port, projector=args.projector or settings.projector
-    )
+    projector = projector_choice(args.projector, settings.projector)
+    settings = msgspec.structs.replace(settings, host=host, port=port, projector=projector)
     logs.configure(settings.log_level)
     try:
         app = create_app(settings)
