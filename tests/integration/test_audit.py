@@ -324,6 +324,27 @@ def test_events_cli_filters_by_app_and_position_and_shows_bodies_only_on_request
     assert [row["position"] for row in json.loads(out)] == [p for p in positions if p >= since]
 
 
+def test_events_cli_says_when_its_limit_cuts_the_list(
+    h: Harness,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    keys = h.app()
+    for user in ("user_a", "user_b", "user_c"):
+        h.receipt(keys, user, SUB)
+    listed = ["events", "--app", keys.app_id, "--json"]
+    code, out, err = run_cli(monkeypatch, capsys, database_url, *listed)
+    everything = json.loads(out)
+    assert code == 0 and err == ""  # all shown: no note
+    code, out, err = run_cli(monkeypatch, capsys, database_url, *listed, "--limit", "2")
+    assert json.loads(out) == everything[:2]
+    following = everything[2]["position"]
+    assert f"more follow from position {following} (--since {following}" in err
+    code, out, err = run_cli(monkeypatch, capsys, database_url, *listed, "--limit", "0")
+    assert (json.loads(out), err) == (everything, "")
+
+
 def test_history_shows_attributes_and_settings_facts(h: Harness) -> None:
     keys = h.app()
     h.receipt(keys, "user_123", SUB)

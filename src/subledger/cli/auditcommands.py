@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -48,7 +49,9 @@ def register(commands: Any) -> None:
     events = commands.add_parser("events", help="list the raw facts (the ground truth)")
     events.add_argument("--app", metavar="APP_ID")
     events.add_argument("--since", type=int, default=1, metavar="POS")
-    events.add_argument("--limit", type=int, default=100, metavar="N")
+    events.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="at most N facts (0: all of them)"
+    )
     events.add_argument("--raw", action="store_true", help="include raw Stripe bodies")
     add_json_flag(events)
     events.set_defaults(handler=_events)
@@ -116,16 +119,23 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
     if isinstance(ledger, int):
         return ledger
     rows: list[dict[str, Any]] = []
+    more_from: int | None = None  # the first matching fact past --limit
     try:
         stop = ledger.last_position()
         for position, record in ledger.records(max(1, args.since), stop=stop):
             if args.app and (getattr(record, "app_id", None) or _app_of(record)) != args.app:
                 continue
-            rows.append(_event_row(position, record, raw=args.raw))
-            if len(rows) >= args.limit:
+            if args.limit and len(rows) >= args.limit:
+                more_from = position
                 break
+            rows.append(_event_row(position, record, raw=args.raw))
     finally:
         ledger.close()
+    if more_from is not None:  # never a silent cut: an auditor must know the list goes on
+        sys.stderr.write(
+            f"subledger: the first {len(rows)} facts shown; more follow from position "
+            f"{more_from} (--since {more_from}, or --limit 0 for all)\n"
+        )
     human = "\n".join(
         f"{r['position']:>8}  {r['received_at']}  {r['kind']:<34} {r['app_id']}  {r['summary']}"
         for r in rows
