@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -179,51 +179,49 @@ def test_history_needs_the_secret_key(h: Harness) -> None:
     assert history(h, keys, "user_123", key="slsk_nope").status_code == 401
 
 
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, *argv: str
-) -> tuple[int, str, str]:
-    monkeypatch.setenv("SUBLEDGER_DATABASE_URL", url)
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+Cli = Callable[..., tuple[int, str, str]]
 
 
-def test_explain_cli_tells_the_story(
-    h: Harness,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+@pytest.fixture
+def cli(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    """`subledger ARGV…` in this process against the test's store: (exit code, out, err)."""
+    monkeypatch.setenv("SUBLEDGER_DATABASE_URL", database_url)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_explain_cli_tells_the_story(h: Harness, cli: Cli) -> None:
     keys = h.app()
     for body in scenario_bodies():
         h.webhook(keys, body)
     h.receipt(keys, "user_123", SUB)
-    code, out, _ = run_cli(
-        monkeypatch, capsys, database_url, "explain", "--app", keys.app_id, "user_123"
-    )
+    code, out, _ = cli("explain", "--app", keys.app_id, "user_123")
     assert code == 0
     assert "waits for a token" in out
     assert "applied at position" in out
     assert out.index("waits for a token") < out.index("user_123 now owns")
-    code, out, _ = run_cli(
-        monkeypatch, capsys, database_url, "explain", "--app", keys.app_id, "user_123", "--json"
-    )
+    code, out, _ = cli("explain", "--app", keys.app_id, "user_123", "--json")
     assert json.loads(out)["customer"]["purchases"] == [SUB]
 
 
 def test_replay_verify_names_a_tampered_row(
     h: Harness,
     settings: Settings,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: Cli,
 ) -> None:
     keys = h.app()
     h.receipt(keys, "user_123", SUB)
     for body in scenario_bodies():
         h.webhook(keys, body)
     h.settle()
-    code, out, _ = run_cli(monkeypatch, capsys, database_url, "replay", "--verify", "--json")
+    code, out, _ = cli("replay", "--verify", "--json")
     assert code == 0, out
     clean = json.loads(out)
     assert clean["verified"] is True
@@ -234,21 +232,19 @@ def test_replay_verify_names_a_tampered_row(
             ('{"tampered":true}', keys.app_id, "user_123"),
         )
     db.close()
-    code, out, _ = run_cli(monkeypatch, capsys, database_url, "replay", "--verify")
+    code, out, _ = cli("replay", "--verify")
     assert code == 1
     assert "DIFFERENT" in out
     assert f"documents {keys.app_id}/user_123" in out
     assert '{"tampered":true}' in out
     assert live_document(settings, keys.app_id) == '{"tampered":true}'  # compared, not swapped
-    code, out, _ = run_cli(
-        monkeypatch, capsys, database_url, "replay", "--projection", "customers", "--json"
-    )
+    code, out, _ = cli("replay", "--projection", "customers", "--json")
     assert code == 0
     rebuilt = json.loads(out)
     assert rebuilt["swapped"] is True
     assert [c["projection"] for c in rebuilt["checksums"]] == ["customers"]
     assert live_document(settings, keys.app_id) != '{"tampered":true}'
-    code, out, _ = run_cli(monkeypatch, capsys, database_url, "replay", "--verify", "--json")
+    code, out, _ = cli("replay", "--verify", "--json")
     assert code == 0
     assert [c["checksum"] for c in json.loads(out)["checksums"]] == [
         c["checksum"] for c in clean["checksums"]
@@ -268,80 +264,59 @@ def live_document(settings: Settings, app_id: str) -> str:
     return str(row[0])
 
 
-def test_events_cli_lists_the_raw_facts(
-    h: Harness,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_events_cli_lists_the_raw_facts(h: Harness, cli: Cli) -> None:
     keys = h.app()
     body = scenario_bodies()[1]
     h.webhook(keys, body)
     h.receipt(keys, "user_123", SUB)
-    code, out, _ = run_cli(
-        monkeypatch, capsys, database_url, "events", "--app", keys.app_id, "--raw", "--json"
-    )
+    code, out, _ = cli("events", "--app", keys.app_id, "--raw", "--json")
     assert code == 0
     rows = json.loads(out)
     kinds = [r["kind"] for r in rows]
     assert kinds[-2:] == ["stripe:customer.subscription.created", "token"]
     assert rows[-2]["raw_body"].encode() == body
-    code, out, _ = run_cli(
-        monkeypatch, capsys, database_url, "events", "--since", str(rows[-1]["position"])
-    )
+    code, out, _ = cli("events", "--since", str(rows[-1]["position"]))
     assert code == 0
     assert "token" in out and "user_123" in out
     assert "customer.subscription.created" not in out  # before --since
 
 
 def test_events_cli_filters_by_app_and_position_and_shows_bodies_only_on_request(
-    h: Harness,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    h: Harness, cli: Cli
 ) -> None:
     first, second = h.app(), h.app()
     h.webhook(first, scenario_bodies()[1])
     h.receipt(second, "user_b", SUB)
     h.receipt(first, "user_a", SUB)
-    code, out, _ = run_cli(monkeypatch, capsys, database_url, "events", "--json")
+    code, out, _ = cli("events", "--json")
     assert code == 0
     everything = json.loads(out)
     assert all("raw_body" not in row for row in everything)
     positions = [row["position"] for row in everything]
     assert positions == sorted(positions)
-    code, out, _ = run_cli(
-        monkeypatch, capsys, database_url, "events", "--app", first.app_id, "--json"
-    )
+    code, out, _ = cli("events", "--app", first.app_id, "--json")
     mine = json.loads(out)
     assert {row["app_id"] for row in mine} == {first.app_id}
     assert [row["kind"] for row in mine][-2:] == ["stripe:customer.subscription.created", "token"]
     assert [row["summary"] for row in mine][-1] == f"user_a {SUB}"
     since = mine[-1]["position"]
-    code, out, _ = run_cli(
-        monkeypatch, capsys, database_url, "events", "--since", str(since), "--json"
-    )
+    code, out, _ = cli("events", "--since", str(since), "--json")
     assert [row["position"] for row in json.loads(out)] == [p for p in positions if p >= since]
 
 
-def test_events_cli_says_when_its_limit_cuts_the_list(
-    h: Harness,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_events_cli_says_when_its_limit_cuts_the_list(h: Harness, cli: Cli) -> None:
     keys = h.app()
     for user in ("user_a", "user_b", "user_c"):
         h.receipt(keys, user, SUB)
     listed = ["events", "--app", keys.app_id, "--json"]
-    code, out, err = run_cli(monkeypatch, capsys, database_url, *listed)
+    code, out, err = cli(*listed)
     everything = json.loads(out)
     assert code == 0 and err == ""  # all shown: no note
-    code, out, err = run_cli(monkeypatch, capsys, database_url, *listed, "--limit", "2")
+    code, out, err = cli(*listed, "--limit", "2")
     assert json.loads(out) == everything[:2]
     following = everything[2]["position"]
     assert f"more follow from position {following} (--since {following}" in err
-    code, out, err = run_cli(monkeypatch, capsys, database_url, *listed, "--limit", "0")
+    code, out, err = cli(*listed, "--limit", "0")
     assert (json.loads(out), err) == (everything, "")
 
 
