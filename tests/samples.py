@@ -121,6 +121,19 @@ def subscription_event(
     return event_body(event_type, obj, event_id=event_id, created=created, livemode=livemode)
 
 
+def subscription_created(
+    *, event_id: str, created: int, period: tuple[int, int], **fields: Any
+) -> bytes:
+    """`customer.subscription.created`: the notification that can make a purchase known."""
+    return subscription_event(
+        event_type="customer.subscription.created",
+        event_id=event_id,
+        created=created,
+        period=period,
+        **fields,
+    )
+
+
 def session_event(
     *,
     event_id: str,

@@ -15,7 +15,7 @@ from subledger.cli import main
 from subledger.identity import anonymous_id
 from subledger.settings import Settings
 from tests.harness import AppKeys, Harness, harness
-from tests.samples import DAY, scenario_bodies, subscription_event
+from tests.samples import DAY, scenario_bodies, subscription_created
 
 NOW = int(time.time())
 
@@ -150,8 +150,7 @@ def test_a_transfer_records_every_id_of_both_customers(h: Harness) -> None:
     other = "sub_Test0002"
     h.webhook(
         keys,
-        subscription_event(
-            event_type="customer.subscription.created",
+        subscription_created(
             event_id="evt_other_1",
             created=NOW,
             sub_id=other,

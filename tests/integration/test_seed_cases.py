@@ -14,7 +14,7 @@ from subledger.identity import anonymous_id
 from subledger.settings import Settings
 from tests.conftest import fresh_postgres_url
 from tests.e2e.conftest import Server, start_server, stop_server
-from tests.harness import Harness, harness, served_harness
+from tests.harness import AppKeys, Harness, harness, served_harness
 from tests.samples import (
     DAY,
     PRODUCT,
@@ -22,6 +22,7 @@ from tests.samples import (
     invoice_event,
     scenario_bodies,
     session_event,
+    subscription_created,
     subscription_event,
 )
 
@@ -79,6 +80,11 @@ def entry_of(h: Harness, keys: Any, app_user_id: str = "u1") -> dict[str, Any]:
     """The customer's subscription entry for PRODUCT."""
     found: dict[str, Any] = h.subscriber(keys, app_user_id)["subscriber"]["subscriptions"][PRODUCT]
     return found
+
+
+def metadata_app(h: Harness) -> AppKeys:
+    """A new app tracking new purchases, its owners detected from metadata key `uid`."""
+    return h.app(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid")
 
 
 def subscribed(h: Harness, event_id: str, period: tuple[int, int]) -> Any:
@@ -189,15 +195,14 @@ def test_tracking_on_detects_the_owner(
 
 
 def test_metadata_from_the_checkout_session_when_the_subscription_has_none(h: Harness) -> None:
-    keys = h.app(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid")
+    keys = metadata_app(h)
     period = (NOW - DAY, NOW + 29 * DAY)
     h.webhook(
         keys, session_event(event_id="evt_s1", created=NOW - DAY + 5, metadata={"uid": "alice"})
     )
     h.webhook(
         keys,
-        subscription_event(
-            event_type="customer.subscription.created",
+        subscription_created(
             event_id="evt_s2",
             created=NOW - DAY + 4,
             period=period,
@@ -210,12 +215,11 @@ def test_metadata_from_the_checkout_session_when_the_subscription_has_none(h: Ha
 
 
 def test_subscription_first_then_session_metadata_aliases_the_anonymous_owner(h: Harness) -> None:
-    keys = h.app(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid")
+    keys = metadata_app(h)
     period = (NOW - DAY, NOW + 29 * DAY)
     h.webhook(
         keys,
-        subscription_event(
-            event_type="customer.subscription.created",
+        subscription_created(
             event_id="evt_a1",
             created=NOW - DAY + 4,
             period=period,
@@ -237,12 +241,11 @@ def test_subscription_first_then_session_metadata_aliases_the_anonymous_owner(h:
 
 
 def test_metadata_missing_falls_back_to_anonymous(h: Harness) -> None:
-    keys = h.app(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid")
+    keys = metadata_app(h)
     period = (NOW - DAY, NOW + 29 * DAY)
     h.webhook(
         keys,
-        subscription_event(
-            event_type="customer.subscription.created",
+        subscription_created(
             event_id="evt_m1",
             created=NOW,
             period=period,
@@ -303,8 +306,7 @@ def _identified_owner(h: Harness, behavior: str, *, active: bool) -> Any:
     end = NOW + 20 * DAY if active else NOW - DAY
     h.webhook(
         keys,
-        subscription_event(
-            event_type="customer.subscription.created",
+        subscription_created(
             event_id="evt_o1",
             created=end - 30 * DAY,
             period=(end - 30 * DAY, end),
