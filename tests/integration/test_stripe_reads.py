@@ -79,6 +79,33 @@ def test_a_checkout_session_token_reads_the_session_then_its_subscription(
     assert "expand[0]=line_items" in reads(h)[0].request
 
 
+def test_a_one_time_session_read_names_its_product_from_the_line_items(
+    h: Harness, stand_in: StripeStandIn
+) -> None:
+    """SPEC 7.1: `non_subscriptions[product]`, the product from the session's line items."""
+    paid = "cs_test_onetime0001"
+    session = {
+        **scenario_event(1)["data"]["object"],
+        "id": paid,
+        "mode": "payment",
+        "payment_status": "paid",
+        "subscription": None,
+        "line_items": {
+            "object": "list",
+            "data": [{"object": "item", "price": {"id": "price_1", "product": "prod_lifetime"}}],
+        },
+    }
+    stand_in.put(f"/v1/checkout/sessions/{paid}", session)
+    keys = h.app(stripe_api_key=KEY, entitlements={"forever": ["prod_lifetime"]})
+    answer = h.receipt(keys, "user_123", paid)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()["subscriber"]
+    [entry] = document["non_subscriptions"]["prod_lifetime"]
+    assert entry["store_transaction_id"] == paid
+    assert document["entitlements"]["forever"]["product_identifier"] == "prod_lifetime"
+    assert document["subscriptions"] == {}
+
+
 def test_without_a_key_nothing_is_read(h: Harness, stand_in: StripeStandIn) -> None:
     keys = h.app()
     answer = h.receipt(keys, "user_123", SUB)
