@@ -115,32 +115,41 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _events(args: argparse.Namespace, settings: Settings) -> int:
+    """Streamed, row by row: `--limit 0 --raw` over a large log keeps memory flat. The JSON
+    form is still one array, byte for byte what encoding the whole list would give."""
     ledger = _open(args, settings)
     if isinstance(ledger, int):
         return ledger
-    rows: list[dict[str, Any]] = []
+    out = sys.stdout
+    shown = 0
     more_from: int | None = None  # the first matching fact past --limit
+    out.write("[" if args.json else "")
     try:
         stop = ledger.last_position()
         for position, record in ledger.records(max(1, args.since), stop=stop):
             if args.app and (getattr(record, "app_id", None) or _app_of(record)) != args.app:
                 continue
-            if args.limit and len(rows) >= args.limit:
+            if args.limit and shown >= args.limit:
                 more_from = position
                 break
-            rows.append(_event_row(position, record, raw=args.raw))
+            row = _event_row(position, record, raw=args.raw)
+            if args.json:
+                out.write(("," if shown else "") + msgspec.json.encode(row).decode())
+            else:
+                out.write(
+                    f"{row['position']:>8}  {row['received_at']}  {row['kind']:<34} "
+                    f"{row['app_id']}  {row['summary']}\n"
+                )
+            shown += 1
     finally:
         ledger.close()
+    out.write("]\n" if args.json else "" if shown else "no facts\n")
     if more_from is not None:  # never a silent cut: an auditor must know the list goes on
         sys.stderr.write(
-            f"subledger: the first {len(rows)} facts shown; more follow from position "
+            f"subledger: the first {shown} facts shown; more follow from position "
             f"{more_from} (--since {more_from}, or --limit 0 for all)\n"
         )
-    human = "\n".join(
-        f"{r['position']:>8}  {r['received_at']}  {r['kind']:<34} {r['app_id']}  {r['summary']}"
-        for r in rows
-    )
-    return emit(args, rows, human or "no facts")
+    return 0
 
 
 def _app_of(record: Any) -> str:
