@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -317,6 +320,34 @@ def test_events_cli_says_when_its_limit_cuts_the_list(h: Harness, cli: Cli) -> N
     assert f"more follow from position {following} (--since {following}" in err
     code, out, err = cli(*listed, "--limit", "0")
     assert (json.loads(out), err) == (everything, "")
+
+
+def test_events_cli_with_nothing_to_show_and_a_negative_limit(cli: Cli) -> None:
+    nobody = ["events", "--app", "app_nobody"]
+    assert cli(*nobody, "--json") == (0, "[]\n", "")
+    assert cli(*nobody) == (0, "no facts\n", "")
+    with pytest.raises(SystemExit) as usage:
+        cli(*nobody, "--limit", "-1")
+    assert usage.value.code == 2
+
+
+def test_events_cli_stops_quietly_when_its_reader_goes_away(h: Harness, database_url: str) -> None:
+    """`subledger events --raw --json | head -c 100`: no traceback, exit 0."""
+    keys = h.app()
+    for n in range(40):  # ~120 KB of raw bodies: more than a pipe holds
+        body = subscription_created(event_id=f"evt_pipe_{n}", created=NOW, period=(NOW, NOW + DAY))
+        h.webhook(keys, body)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "subledger.cli", "events", "--limit", "0", "--raw", "--json"],
+        env={**os.environ, "SUBLEDGER_DATABASE_URL": database_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.read(100)
+    child.stdout.close()
+    assert child.wait(timeout=60) == 0
+    assert child.stderr.read() == b""
 
 
 def test_history_shows_attributes_and_settings_facts(h: Harness) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -50,11 +51,18 @@ def register(commands: Any) -> None:
     events.add_argument("--app", metavar="APP_ID")
     events.add_argument("--since", type=int, default=1, metavar="POS")
     events.add_argument(
-        "--limit", type=int, default=100, metavar="N", help="at most N facts (0: all of them)"
+        "--limit", type=_count, default=100, metavar="N", help="at most N facts (0: all of them)"
     )
     events.add_argument("--raw", action="store_true", help="include raw Stripe bodies")
     add_json_flag(events)
     events.set_defaults(handler=_events)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _open(args: argparse.Namespace, settings: Settings) -> Ledger | int:
@@ -123,8 +131,8 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
     out = sys.stdout
     shown = 0
     more_from: int | None = None  # the first matching fact past --limit
-    out.write("[" if args.json else "")
     try:
+        out.write("[" if args.json else "")
         stop = ledger.last_position()
         for position, record in ledger.records(max(1, args.since), stop=stop):
             if args.app and (getattr(record, "app_id", None) or _app_of(record)) != args.app:
@@ -141,9 +149,19 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
                     f"{row['app_id']}  {row['summary']}\n"
                 )
             shown += 1
+        out.write("]\n" if args.json else "" if shown else "no facts\n")
+        out.flush()  # the rows before the note, also when both go to one file
+    except BrokenPipeError:  # `subledger events | head`: the reader took what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:  # noqa: BLE001 - one clear line, e.g. the store went away
+        # A JSON array is left open on purpose: no reader can take it for the whole list.
+        out.write("\n")
+        out.flush()
+        sys.stderr.write(f"subledger: listing stopped after {shown} facts: {error}\n")
+        return 1
     finally:
         ledger.close()
-    out.write("]\n" if args.json else "" if shown else "no facts\n")
     if more_from is not None:  # never a silent cut: an auditor must know the list goes on
         sys.stderr.write(
             f"subledger: the first {shown} facts shown; more follow from position "
