@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -16,9 +17,10 @@ from projections.db import ViewDb
 from projections.replay import Replay
 from subledger.cli import main
 from subledger.identity import anonymous_id
+from subledger.sealing import fingerprint
 from subledger.settings import Settings
 from tests.harness import AppKeys, Harness, harness
-from tests.samples import DAY, scenario_bodies, subscription_created
+from tests.samples import DAY, SECRET, scenario_bodies, subscription_created
 
 NOW = int(time.time())
 
@@ -348,6 +350,25 @@ def test_events_cli_stops_quietly_when_its_reader_goes_away(h: Harness, database
     child.stdout.close()
     assert child.wait(timeout=60) == 0
     assert child.stderr.read() == b""
+
+
+def test_events_cli_never_prints_a_stored_secret(h: Harness, cli: Cli) -> None:
+    """Without SUBLEDGER_SECRETS_KEY secrets are stored `plain`: the listing shows their
+    fingerprints, never the bytes (not even base64-encoded)."""
+    keys = h.app(stripe_api_key="rk_test_auditsecret0001")
+    h.ledger.change_app(keys.app_id, add_secrets=["whsec_added_auditsecret"])
+    h.ledger.change_app(keys.app_id, stripe_api_key="rk_test_auditsecret0002")
+    code, out, _ = cli("events", "--app", keys.app_id, "--raw", "--json")
+    assert code == 0
+    for secret in (
+        SECRET,
+        "whsec_added_auditsecret",
+        "rk_test_auditsecret0001",
+        "rk_test_auditsecret0002",
+    ):
+        assert secret not in out
+        assert base64.b64encode(secret.encode()).decode()[:16] not in out
+        assert fingerprint(secret) in out
 
 
 def test_history_shows_attributes_and_settings_facts(h: Harness) -> None:

@@ -19,6 +19,7 @@ from subledger.cli.output import add_json_flag, emit, fail
 from subledger.cli.progress import progress_reporter
 from subledger.cli.timeline import print_timeline
 from subledger.ledger import Ledger
+from subledger.sealing import SealedSecret
 from subledger.settings import Settings
 
 
@@ -188,11 +189,26 @@ def _event_row(position: int, record: Any, *, raw: bool) -> dict[str, Any]:
         "fact": type(record).__name__,
         "id": str(fields.pop("originator_id")),
         "summary": _summary(record),
-        "fields": msgspec.to_builtins(fields),
+        "fields": msgspec.to_builtins(_without_secrets(fields)),
     }
     if raw and body is not None:
         row["raw_body"] = body.decode("utf-8", errors="replace")
     return row
+
+
+def _without_secrets(value: Any) -> Any:
+    """Sealed secrets (webhook secrets, Stripe keys) as fingerprint and scheme only: under
+    the `plain` scheme the stored bytes are the secret itself, and a listing is no place
+    for it, sealed or not (`subledger apps show` shows fingerprints the same way)."""
+    if isinstance(value, SealedSecret):
+        return {"fingerprint": value.fingerprint, "scheme": value.scheme}
+    if isinstance(value, msgspec.Struct):
+        return _without_secrets(msgspec.structs.asdict(value))
+    if isinstance(value, dict):
+        return {key: _without_secrets(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_secrets(item) for item in value]
+    return value
 
 
 def _summary(record: Any) -> str:
