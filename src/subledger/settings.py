@@ -38,9 +38,7 @@ class Database(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def redacted_url(self) -> str:
         """The URL without its password, for logs and error messages."""
-        if self.kind == "sqlite" or not self.password:
-            return self.url
-        return self.url.replace(f":{self.password}@", ":***@", 1)
+        return _redact(self.url)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -175,6 +173,8 @@ def _projector(value: str) -> ProjectorChoice:
 
 
 def _redact(url: str) -> str:
+    """`url` with its password as `***`. The password is matched as written in the URL
+    (percent-encoded), not decoded: `p%40ss` must go, not only `p@ss`."""
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)

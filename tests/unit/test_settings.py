@@ -50,6 +50,12 @@ def test_postgres_url_with_schema_option() -> None:
     assert "s3cret" not in db.redacted_url
 
 
+def test_a_percent_encoded_password_is_redacted_too() -> None:
+    db = parse_database_url("postgresql://ann:p%40ss%2Fw0rd@db.internal:5432/ledger")
+    assert db.password == "p@ss/w0rd"
+    assert db.redacted_url == "postgresql://ann:***@db.internal:5432/ledger"
+
+
 def test_schema_variable_overrides_the_url_option() -> None:
     settings = Settings.from_env(
         {
