@@ -28,6 +28,9 @@ class JsonLines(logging.Formatter):
         return msgspec.json.encode(line).decode()
 
 
+QUIET_LOGGERS = ("stripe", "urllib3", "httpx", "httpcore")
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines())
@@ -35,3 +38,7 @@ def configure(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True
+    # stripe-python logs whole API responses at DEBUG: customers' emails and names. Its
+    # warnings and errors still come through at any level.
+    for chatty in QUIET_LOGGERS:
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
