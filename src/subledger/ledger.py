@@ -220,6 +220,8 @@ class Ledger(Application[uuid.UUID]):
         offset: int = 0,
     ) -> list[AppEvent]:
         events: list[AppEvent] = []
+        if (secrets or stripe_api_key) and not self.sealer.encrypts:
+            _refuse_plain_beside_sealed(app)
         known = {s.fingerprint for s in app.webhook_secrets}
         for secret in secrets:
             apps.check_webhook_secret(secret)
@@ -284,6 +286,18 @@ class Ledger(Application[uuid.UUID]):
         for _, event in self.records(topics=APP_TOPICS):
             found[event.originator_id] = apps.evolve(found.get(event.originator_id), event)
         return sorted(found.values(), key=lambda a: (a.created_at_ms, a.app_id))
+
+
+def _refuse_plain_beside_sealed(app: App) -> None:
+    """A process without SUBLEDGER_SECRETS_KEY would store a new secret in plain text, for
+    good (the log is append-only). Where the app already keeps its secrets encrypted, that
+    is an operator running the CLI from the wrong shell: refuse, and say why."""
+    held = [*app.webhook_secrets, *([app.stripe_api_key] if app.stripe_api_key else [])]
+    if any(secret.scheme != "plain" for secret in held):
+        raise apps.AppConfigError(
+            f"app {app.app_id} keeps its secrets encrypted: set SUBLEDGER_SECRETS_KEY "
+            "before adding one (without it the new secret would be stored in plain text)"
+        )
 
 
 def app_settings(app: App) -> dict[str, Any]:

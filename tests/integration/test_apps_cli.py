@@ -9,6 +9,7 @@ import pytest
 from subledger.apps import key_hash
 from subledger.cli import main
 from subledger.ledger import Ledger
+from subledger.sealing import new_secrets_key
 from subledger.settings import parse_database_url
 
 
@@ -160,3 +161,24 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["apps", "create"])
     assert exit_info.value.code == 2
+
+
+def test_a_secret_is_never_added_in_plain_text_beside_encrypted_ones(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUBLEDGER_SECRETS_KEY", new_secrets_key())
+    app_id = cli.json("apps", "create", "--name", "Sealed", "--webhook-secret", "whsec_sealed01")[
+        "app_id"
+    ]
+    monkeypatch.delenv("SUBLEDGER_SECRETS_KEY")  # an operator's shell without the key
+    before = cli.position()
+    code, _, err = cli("apps", "add-webhook-secret", app_id, "whsec_sealed02")
+    assert code == 1
+    assert "set SUBLEDGER_SECRETS_KEY" in err and "plain text" in err
+    code, _, err = cli("apps", "set", app_id, "--stripe-api-key", "rk_test_sealed03")
+    assert code == 1
+    assert cli.position() == before  # nothing stored
+    code, _, _ = cli("apps", "set", app_id, "--transfer-behavior", "keep_with_original")
+    assert code == 0  # settings without secrets still change
+    plain = cli.json("apps", "create", "--name", "Plain", "--webhook-secret", "whsec_plain01")
+    assert cli("apps", "add-webhook-secret", plain["app_id"], "whsec_plain02")[0] == 0
