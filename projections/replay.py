@@ -48,6 +48,10 @@ class ReplayResult(msgspec.Struct, frozen=True):
     swapped: bool = False
 
 
+class ReplayConflictError(RuntimeError):
+    """The rebuilt tables moved under this replay: another `subledger replay` ran meanwhile."""
+
+
 class _Rollback(Exception):  # noqa: N818 - control flow: leave the locked transaction unchanged
     def __init__(self, result: ReplayResult) -> None:
         self.result = result
@@ -208,7 +212,21 @@ class Replay:
         verify: bool,
     ) -> ReplayResult:
         live_at, _ = live.stored_state(cur)
-        shadow_at, _ = shadow.stored_state(cur)
+        try:
+            shadow_at, _ = shadow.stored_state(cur)
+        except Exception as error:
+            raise ReplayConflictError(
+                f"the rebuild tables cannot be read ({error}): another `subledger replay` "
+                "ran at the same time. Nothing was compared or swapped; run it again"
+            ) from error
+        if shadow_at != max(shadow.position, 0):
+            # Another replay dropped or rewrote the rebuild tables since this one caught up:
+            # advancing from its position would fold facts again onto this one's row cache.
+            raise ReplayConflictError(
+                f"the rebuild tables are at position {shadow_at}, not {shadow.position}: "
+                "another `subledger replay` ran at the same time. Nothing was compared or "
+                "swapped; run it again when the other one has finished"
+            )
         target = max(live_at, shadow_at)
         for side, at in ((shadow, shadow_at), (live, live_at)):
             self._advance(cur, side, at, target)

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from projections.db import ViewDb
-from projections.replay import Replay
+from projections.replay import REBUILD_TRACKING, Replay, ReplayConflictError, drop_projection
+from projections.runner import Projector
+from projections.tables import REBUILD
 from subledger.cli import main
 from subledger.identity import anonymous_id
 from subledger.sealing import fingerprint
@@ -171,6 +173,39 @@ def test_a_transfer_records_every_id_of_both_customers(h: Harness) -> None:
     for side in ("user_123", "other_2"):  # both customers' histories show the record
         entries = history(h, keys, side).json()["history"]
         assert [e["transfer"] for e in entries if e["transfer"]] == [record]
+
+
+def second_replay_starts(ledger: Any) -> None:
+    """What a second `subledger replay` does first: drop the rebuild tables, create them."""
+    drop_projection(live := Projector(ledger), REBUILD, REBUILD_TRACKING)
+    live.close()
+    Projector(ledger, prefix=REBUILD, tracking_name=REBUILD_TRACKING).close()
+
+
+@pytest.mark.parametrize("second", ["starts", "completes"])
+def test_a_replay_refuses_to_finish_when_another_ran_meanwhile(h: Harness, second: str) -> None:
+    """Two `subledger replay` at once, the second beginning after the first caught up: the
+    first must stop, not fold the log again onto its row cache and swap that in."""
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    for body in scenario_bodies():
+        h.webhook(keys, body)
+    h.settle()
+    end = h.ledger.last_position()
+    ran: list[bool] = []
+
+    def meanwhile(position: int, target: int) -> None:
+        if position >= end and not ran:
+            ran.append(True)
+            if second == "starts":
+                second_replay_starts(h.ledger)
+            else:
+                assert Replay(h.ledger).run().swapped  # swaps and drops its tables
+
+    with pytest.raises(ReplayConflictError, match="another `subledger replay`"):
+        Replay(h.ledger, progress=meanwhile).run()
+    assert ran
+    assert Replay(h.ledger).run(verify=True).verified  # the live tables are intact
 
 
 def test_history_needs_the_secret_key(h: Harness) -> None:

@@ -12,7 +12,8 @@ import msgspec
 
 from projections.history import history_document, iso_ms
 from projections.reader import Reader
-from projections.replay import Replay, ReplayResult
+from projections.replay import Replay, ReplayConflictError, ReplayResult
+from projections.runner import StaleProjectionError
 from projections.tables import PROJECTIONS
 from subledger.apps import app_id_of
 from subledger.cli.output import add_json_flag, emit, fail
@@ -84,6 +85,8 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             result = Replay(ledger, batch_size=max(1, args.batch_size), progress=progress).run(
                 projections, verify=args.verify
             )
+    except (ReplayConflictError, StaleProjectionError) as error:
+        return fail(args, f"replay stopped: {error}")
     finally:
         ledger.close()
     elapsed = time.monotonic() - started
