@@ -61,15 +61,34 @@ class Reader:
         raw = self._state("users", app_id, app_user_id)
         return None if raw is None else _text.decode(raw)
 
+    def _of_user(self, table: str, app_id: str, app_user_id: str) -> str | None:
+        """The `table` row of the customer holding `app_user_id`, in one statement: two reads
+        could straddle a batch that merges that customer into another (an alias) and find
+        the id pointing at a row just deleted."""
+        unquoted = (
+            "json_extract(u.state, '$')"
+            if self.db.dialect == "sqlite"
+            else ("(u.state::json #>> '{}')")
+        )
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.q(
+                    f"SELECT t.state FROM {self.prefix}users u JOIN {self.prefix}{table} t "
+                    f"ON t.app_id = u.app_id AND t.id = {unquoted} "
+                    "WHERE u.app_id = ? AND u.id = ?"
+                ),
+                (app_id, app_user_id),
+            )
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
     def customer(self, app_id: str, app_user_id: str) -> Customer | None:
-        customer_id = self.customer_id(app_id, app_user_id)
-        raw = None if customer_id is None else self._state("customers", app_id, customer_id)
+        raw = self._of_user("customers", app_id, app_user_id)
         return None if raw is None else _customer.decode(raw)
 
     def document(self, app_id: str, app_user_id: str) -> str | None:
         """The stored subscriber JSON of the customer holding `app_user_id`."""
-        customer_id = self.customer_id(app_id, app_user_id)
-        return None if customer_id is None else self._state("documents", app_id, customer_id)
+        return self._of_user("documents", app_id, app_user_id)
 
     def purchase(self, app_id: str, key: str) -> Purchase | None:
         raw = self._state("purchases", app_id, key)
