@@ -24,9 +24,9 @@ from projections.ownership import (
     with_purchase,
     without_purchase,
 )
-from projections.tables import CUSTOMERS, LINKS, PURCHASES, TOKENS
+from projections.tables import CUSTOMERS, LINKS, PURCHASES, TOKENS, USERS
 from subledger.facts import TokenPosted
-from subledger.identity import is_anonymous
+from subledger.identity import anonymous_id, is_anonymous
 
 if TYPE_CHECKING:
     from projections.fold import Fold
@@ -64,10 +64,27 @@ class Claims:
 
     def identify(self, ctx: Context, p: Purchase, app: AppState) -> Purchase:
         """A tracked purchase fell back to an anonymous owner; a later snapshot names the
-        user (e.g. the Checkout Session's metadata): alias them, as a token would."""
+        user (e.g. the Checkout Session's metadata).
+
+        If that anonymous owner is only the placeholder detection made for this purchase,
+        the user replaces it: the result is what the opposite arrival order gives, where
+        the naming snapshot came first (decision 44). Otherwise (the anonymous customer has
+        become more than a placeholder) they are aliased, as a token would."""
         detected, how = self.detect(ctx, p, app)
         owner = self.fold.customer_of(ctx.app_id, p.owner)
         if is_anonymous(detected) or (owner is not None and detected in owner.ids):
+            return p
+        if owner is not None and is_placeholder(owner, anonymous_id(ctx.app_id, p.key), p.key):
+            self.fold.ws.delete(CUSTOMERS, ctx.app_id, owner.id)
+            self.fold.ws.delete(USERS, ctx.app_id, owner.id)
+            self.fold.touched.add((ctx.app_id, owner.id))  # its document goes too
+            p, _, message = self.take(ctx, msgspec.structs.replace(p, owner=None), detected)
+            text = (
+                f"{detected} detected from {how}: replaces the placeholder owner {owner.id}; "
+                + message
+            )
+            ids = {"purchase": p.key, "owner": detected, "placeholder": owner.id}
+            self.fold.record(ctx.app_id, [p.key, detected, owner.id], ctx.entry(text, ids))
             return p
         p, _, message = self.take(ctx, p, detected)
         text = f"{detected} detected from {how}: " + message
@@ -202,6 +219,18 @@ def outcome_text(
         TRANSFERRED: f"{key} transferred to {app_user_id}",
         REFUSED: f"transfer refused by {behavior}: {key} stays with {holder}",
     }[outcome]
+
+
+def is_placeholder(c: Customer, anonymous: str, key: str) -> bool:
+    """Only the anonymous id detection gave `key`'s purchase: no other id, purchase,
+    attribute or deletion has made it a customer of its own."""
+    return (
+        c.ids == (anonymous,)
+        and c.purchases == (key,)
+        and c.owned == (key,)
+        and not c.attributes
+        and not c.deleted
+    )
 
 
 def creates_identity(p: Purchase, app: AppState) -> bool:

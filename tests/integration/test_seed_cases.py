@@ -194,50 +194,42 @@ def test_tracking_on_detects_the_owner(
     assert scenario_subscription(doc)["expires_date"] == "2026-11-01T09:00:00Z"
 
 
-def test_metadata_from_the_checkout_session_when_the_subscription_has_none(h: Harness) -> None:
+def metadata_named_purchase(h: Harness, session_first: bool) -> AppKeys:
+    """A tracked subscription whose owner only its Checkout Session's metadata names."""
     keys = metadata_app(h)
     period = (NOW - DAY, NOW + 29 * DAY)
-    h.webhook(
-        keys, session_event(event_id="evt_s1", created=NOW - DAY + 5, metadata={"uid": "alice"})
-    )
-    h.webhook(
-        keys,
-        subscription_created(
-            event_id="evt_s2",
-            created=NOW - DAY + 4,
-            period=period,
-        ),
-    )
+    session = session_event(event_id="evt_s1", created=NOW - DAY + 5, metadata={"uid": "alice"})
+    created = subscription_created(event_id="evt_s2", created=NOW - DAY + 4, period=period)
+    for body in (session, created) if session_first else (created, session):
+        h.webhook(keys, body)
     h.settle()
-    doc = h.subscriber(keys, "alice")
-    assert doc["subscriber"]["original_app_user_id"] == "alice"
-    assert PRODUCT in doc["subscriber"]["subscriptions"]
+    return keys
 
 
-def test_subscription_first_then_session_metadata_aliases_the_anonymous_owner(h: Harness) -> None:
-    keys = metadata_app(h)
-    period = (NOW - DAY, NOW + 29 * DAY)
-    h.webhook(
-        keys,
-        subscription_created(
-            event_id="evt_a1",
-            created=NOW - DAY + 4,
-            period=period,
-        ),
-    )
-    h.webhook(
-        keys, session_event(event_id="evt_a2", created=NOW - DAY + 5, metadata={"uid": "alice"})
-    )
-    h.settle()
-    alice = h.subscriber(keys, "alice")
-    anonymous = anonymous_id(keys.app_id, "sub_Test0001")
-    assert alice == {
-        **h.subscriber(keys, anonymous),
-        "request_date": alice["request_date"],
-        "request_date_ms": alice["request_date_ms"],
-    }
-    assert alice["subscriber"]["original_app_user_id"] == anonymous
-    assert PRODUCT in alice["subscriber"]["subscriptions"]
+@pytest.mark.parametrize(
+    "session_first", [True, False], ids=["session-first", "subscription-first"]
+)
+def test_metadata_from_the_checkout_session_names_the_owner_in_either_order(
+    h: Harness, session_first: bool
+) -> None:
+    """Subscription first, detection has only an anonymous placeholder until the session
+    names alice; alice then replaces it, so both orders end the same (decision 44)."""
+    keys = metadata_named_purchase(h, session_first)
+    doc = h.subscriber(keys, "alice")["subscriber"]
+    assert doc["original_app_user_id"] == "alice"
+    assert PRODUCT in doc["subscriptions"]
+    placeholder = h.subscriber(keys, anonymous_id(keys.app_id, "sub_Test0001"))["subscriber"]
+    assert (placeholder["first_seen"], placeholder["subscriptions"]) == (None, {})
+    told = [e["what_changed"] for e in h.history(keys, "alice")]
+    assert any("replaces the placeholder owner" in t for t in told) == (not session_first)
+
+
+def test_both_orders_give_the_same_document(h: Harness) -> None:
+    documents = [
+        stable(h.subscriber(metadata_named_purchase(h, session_first), "alice"))
+        for session_first in (True, False)
+    ]
+    assert documents[0] == documents[1]
 
 
 def test_metadata_missing_falls_back_to_anonymous(h: Harness) -> None:
