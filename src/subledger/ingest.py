@@ -19,6 +19,9 @@ from subledger.facts import Fact
 log = logging.getLogger("subledger.ingest")
 
 Recorder = Callable[[Sequence[Fact]], list[int | None]]
+# A group stops growing at this many body bytes: 256 bodies of 1 MiB in one INSERT would
+# hold a quarter of a gigabyte in one statement, and fail or stall every request in it.
+GROUP_MAX_BYTES = 16 * 1024 * 1024
 Noter = Callable[[Sequence[Fact]], None]
 
 
@@ -50,8 +53,10 @@ class GroupCommitter:
     async def _run(self, queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]]) -> None:
         while True:
             group = [await queue.get()]
-            while len(group) < self._max_group and not queue.empty():
+            size = _size(group[0][0])
+            while len(group) < self._max_group and size < GROUP_MAX_BYTES and not queue.empty():
                 group.append(queue.get_nowait())
+                size += _size(group[-1][0])
             live = [(fact, future) for fact, future in group if not future.cancelled()]
             if live:
                 await self._commit(live)
@@ -82,3 +87,8 @@ class GroupCommitter:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
             self._queue = None
+
+
+def _size(fact: Fact) -> int:
+    body = getattr(fact, "body", b"")
+    return len(body) if isinstance(body, bytes) else 0
