@@ -119,6 +119,11 @@ class Projector:
                     self.cache.clear()
                     self.position, self.generation = position, generation
                     self.maybe_written = set() if position == 0 else None
+                    if position + 1 < start:
+                        # Stored behind where this page starts (a restored database, a
+                        # crash that lost commits the pooler hid): read from there instead
+                        # of skipping what lies between.
+                        notifications = self.ledger.log_page(position + 1, self.batch_size)
                 pending = [n for n in notifications if n.id > position]
                 if pending:
                     received = self.apply(cur, pending)

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections.reader import Reader
-from projections.replay import Replay
-from projections.runner import Projector
+from projections.replay import Replay, drop_projection
+from projections.runner import UPSTREAM, Projector
+from projections.tables import LIVE
 from subledger.apps import AppConfig
 from subledger.facts import Fact, TokenPosted
 from subledger.ledger import Ledger
@@ -149,6 +150,27 @@ def test_a_projector_stopped_midway_resumes_where_it_stopped(store: Store) -> No
     total = len(store.ledger.log_page(1, 1000))
     assert restarted.catch_up() == total - 6  # all the rest, at once, none again
     assert restarted.position == store.ledger.last_position()
+    result = Replay(store.ledger).run(verify=True)
+    assert result.verified is True, result.differences
+
+
+def test_a_projector_whose_stored_position_went_back_reads_from_there(store: Store) -> None:
+    """The store's tables and tracking went back to an earlier position (a restored
+    backup, or commits a crash lost) while a projector ran ahead: its next batch must
+    start after the stored position, not after its own, or the facts between are lost."""
+    app_id = store.new_app(track_new_purchases=True)
+    for k, body in enumerate(BODIES):
+        store.ledger.record_new([notification(app_id, body, T0 + k)])
+    store.ledger.record(token(app_id, T0 + 100))
+    store.projector.catch_up()
+    ahead = store.projector.position
+    drop_projection(store.projector, LIVE, UPSTREAM)  # "restore" to an earlier state:
+    restored = Projector(store.ledger, batch_size=3)
+    assert restored.step() == 3  # tables and tracking consistent at the third fact
+    restored.close()
+    store.ledger.record(token(app_id, T0 + 200, user="someone_else"))
+    store.projector.catch_up()  # still believes it is at `ahead`
+    assert store.projector.position == store.ledger.last_position() > ahead
     result = Replay(store.ledger).run(verify=True)
     assert result.verified is True, result.differences
 
