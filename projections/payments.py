@@ -86,7 +86,13 @@ class PaymentsStep:
 
     def intent_links(self, ctx: Context, fact: StripeObjectRead) -> None:
         """An API read of invoice payments: payment intent → invoice, the explicit link."""
-        listing: objects.InvoicePaymentList = objects.decode_api_object("list", fact.body)
+        try:
+            listing: objects.InvoicePaymentList = objects.decode_api_object("list", fact.body)
+        except msgspec.ValidationError:  # a fact the fold cannot read must not stop the fold
+            text = f"Stripe read {fact.request} returned an unexpected list"
+            ids = {"request": fact.request, "subject": fact.subject}
+            self.fold.record(ctx.app_id, [fact.subject], ctx.entry(text, ids))
+            return
         customer_key = fact.customer or "-"
         payments = self._payments(ctx.app_id, customer_key)
         found = {

@@ -20,10 +20,11 @@ class Scripted:
     def __init__(
         self,
         status: int,
-        body: dict[str, Any],
+        body: dict[str, Any] | bytes,
         headers: dict[str, str] | None = None,
         delay_s: float = 0.0,
     ) -> None:
+        """`body` bytes are sent as they are (a broken proxy's answer, say)."""
         self.status = status
         self.body = body
         self.headers = headers or {}
@@ -79,7 +80,8 @@ def _handler(stand_in: StripeStandIn) -> type[BaseHTTPRequestHandler]:
             scripted = stand_in.answer(parts.path, parse_qs(parts.query))
             if scripted.delay_s:
                 time.sleep(scripted.delay_s)
-            body = json.dumps(scripted.body).encode()
+            raw = scripted.body
+            body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
             try:
                 self.send_response(scripted.status)
                 self.send_header("content-type", "application/json")

@@ -83,7 +83,7 @@ def _session_subscription(answer: Answer) -> str | None:
         session: objects.CheckoutSession = objects.decode_api_object(
             "checkout.session", answer.body
         )
-    except msgspec.ValidationError:
+    except msgspec.DecodeError:  # not JSON, or not the shape (ValidationError)
         return None
     return objects.ref_id(session.subscription) if session.mode == "subscription" else None
 
@@ -93,7 +93,7 @@ def _listed_invoices(answer: Answer) -> list[str]:
         return []
     try:
         listing: objects.InvoicePaymentList = objects.decode_api_object("list", answer.body)
-    except msgspec.ValidationError:
+    except msgspec.DecodeError:  # not JSON, or not the shape (ValidationError)
         return []
     found = [objects.ref_id(item.invoice) for item in listing.data if item.status in ("paid", None)]
     return sorted({i for i in found if i})

@@ -22,6 +22,7 @@ from subledger.sealing import Sealer
 from subledger.settings import Settings
 
 log = logging.getLogger("subledger.service")
+READ_SLOTS = 8  # Stripe reads in flight at most (anyio's shared worker pool has 40 threads)
 
 
 class Service:
@@ -51,6 +52,7 @@ class Service:
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._read_slots: anyio.CapacityLimiter | None = None  # made on the event loop
 
     def spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
@@ -92,16 +94,30 @@ class Service:
         for a purchase subledger has no Stripe facts about yet."""
         if not loaded.stripe_api_key:
             return []
-        return await anyio.to_thread.run_sync(self._reads_for_token, loaded, token)
+        if self._read_slots is None:
+            self._read_slots = anyio.CapacityLimiter(READ_SLOTS)
+        if self._read_slots.available_tokens < 1:
+            # A slow Stripe must not take the worker threads webhooks commit on: past
+            # READ_SLOTS reads in flight, a token is stored without reads (they are optional).
+            log.warning("stripe reads skipped: all read slots busy", extra={"token": token})
+            return []
+        return await anyio.to_thread.run_sync(
+            self._reads_for_token, loaded, token, limiter=self._read_slots
+        )
 
     def _reads_for_token(self, loaded: LoadedApp, token: str) -> list[Fact]:
+        """Reads are optional (SPEC 6): whatever goes wrong here, the token is still stored."""
         assert loaded.stripe_api_key
-        purchase = self.reader.purchase(
-            loaded.app_id, self.reader.linked_purchase(loaded.app_id, token)
-        )
-        if purchase is not None and (purchase.subs or purchase.session):
+        try:
+            purchase = self.reader.purchase(
+                loaded.app_id, self.reader.linked_purchase(loaded.app_id, token)
+            )
+            if purchase is not None and (purchase.subs or purchase.session):
+                return []
+            return list(self.reads.for_token(loaded.app_id, loaded.stripe_api_key, token))
+        except Exception:  # logged with its traceback; the token goes on
+            log.exception("stripe reads skipped", extra={"app_id": loaded.app_id, "token": token})
             return []
-        return list(self.reads.for_token(loaded.app_id, loaded.stripe_api_key, token))
 
     async def close_async(self) -> None:
         """Stop accepting on the event loop (the committer's writer task lives there)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -250,6 +251,56 @@ def test_refund_is_linked_by_reading_invoice_payments(h: Harness, stand_in: Stri
     result = Replay(h.service.ledger).run(verify=True)
     assert result.verified is True
     assert len(stand_in.requests) == calls
+
+
+def test_a_malformed_answer_never_costs_the_token(h: Harness, stand_in: StripeStandIn) -> None:
+    """A proxy answering 200 with HTML: the read is recorded as it came, the session's
+    subscription is not read, and the token is stored and answered."""
+    stand_in.script(f"/v1/checkout/sessions/{SESSION}", Scripted(200, b"<html>oops</html>"))
+    keys = h.app(stripe_api_key=KEY)
+    answer = h.receipt(keys, "user_123", SESSION)
+    assert answer.status_code == 200, answer.text
+    [read] = reads(h)
+    assert (read.subject, read.status, read.body) == (SESSION, 200, b"<html>oops</html>")
+    assert any("unexpected" in t for t in texts(h, keys, "user_123"))
+
+
+def test_a_malformed_invoice_payments_list_does_not_stop_the_projection(
+    h: Harness, stand_in: StripeStandIn
+) -> None:
+    """A list whose items are not invoice payments is recorded, explained and skipped:
+    a fact the fold could not read would stop every later fact (and every receipt)."""
+    stand_in.lists["pi_3SLr4fQx7RtY2pLm1nG5cV8k"] = {
+        "object": "list",
+        "data": [{"id": 7, "invoice": ["not", "an", "id"]}],
+        "has_more": False,
+        "url": "/v1/invoice_payments",
+    }
+    keys = h.app(stripe_api_key=KEY)
+    _refund_setup(h, keys)
+    assert _wait_for(lambda: any(r.subject.startswith("ch_") for r in reads(h)))
+    h.settle()  # the projection passed the list's fact
+    assert h.receipt(keys, "user_123", SUB).status_code == 200
+
+
+def test_busy_read_slots_store_the_token_without_reading(
+    h: Harness, stand_in: StripeStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow Stripe holds every read slot: the next token is stored without a read rather
+    than waiting on (and taking) a worker thread that webhooks need."""
+    monkeypatch.setattr("subledger.service.READ_SLOTS", 1)
+    slow = Scripted(200, scenario_event(2)["data"]["object"], delay_s=1.5)
+    stand_in.script(f"/v1/subscriptions/{SUB}", slow)
+    keys = h.app(stripe_api_key=KEY)
+    first: list[int] = []
+    reading = threading.Thread(target=lambda: first.append(h.receipt(keys, "u1", SUB).status_code))
+    reading.start()
+    assert _wait_for(lambda: len(stand_in.requests) == 1)  # the slow read is in flight
+    assert h.receipt(keys, "u2", "sub_Other0001").status_code == 200
+    reading.join(timeout=30)
+    assert first == [200]
+    assert stand_in.requests  # the first read (timed out and retried, which is fine)
+    assert not any("sub_Other0001" in r for r in stand_in.requests)  # the second never read
 
 
 def test_without_a_key_the_refund_stays_unlinked(h: Harness, stand_in: StripeStandIn) -> None:
