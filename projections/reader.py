@@ -134,14 +134,22 @@ class Reader:
         ids = list(customer.ids) if customer else [app_user_id]
         owned = list(customer.owned) if customer else []
         subjects = [*ids, *owned]
+        stripe_customers: set[str] = set()
         for key in owned:
             purchase = self.purchase(app_id, key)
             if purchase is not None:
-                subjects += [
-                    *purchase.sessions,
-                    *([purchase.customer] if purchase.customer else []),
-                ]
+                subjects += purchase.sessions
+                stripe_customers |= {purchase.customer} if purchase.customer else set()
         entries = [entry for _, entry in self.history(app_id, subjects)]
+        # A Stripe customer's subject is there for its payments (unlinked refunds). Subjects
+        # are plain strings, and `cus_…` can also be someone's App User ID (stripe_customer_id
+        # detection): that user's tokens and attributes are not this customer's history.
+        known = {(e.position, e.text) for e in entries}
+        entries += [
+            entry
+            for _, entry in self.history(app_id, stripe_customers - set(ids))
+            if entry.kind.startswith("stripe") and (entry.position, entry.text) not in known
+        ]
         events = {e.ids["event"] for e in entries if "event" in e.ids}
         redeliveries = self.history(app_id, [f"event:{event}" for event in events])
         entries += [entry for _, entry in redeliveries]

@@ -208,6 +208,28 @@ def test_a_replay_refuses_to_finish_when_another_ran_meanwhile(h: Harness, secon
     assert Replay(h.ledger).run(verify=True).verified  # the live tables are intact
 
 
+def test_history_never_shows_another_users_facts_through_a_stripe_customer_id(
+    h: Harness,
+) -> None:
+    """With stripe_customer_id detection `cus_…` is an App User ID *and* the purchase's
+    Stripe customer. After a transfer the new owner's history must not list that user's
+    own tokens and attributes (they are filed under the same string)."""
+    keys = h.app(track_new_purchases=True, app_user_id_detection="stripe_customer_id")
+    stripe_customer = "cus_Leak0001"
+    h.webhook(
+        keys,
+        subscription_created(
+            event_id="evt_leak_1", created=NOW, period=(NOW, NOW + DAY), customer=stripe_customer
+        ),
+    )
+    assert h.attributes(keys, stripe_customer, {"secret_plan": {"value": "x"}}).status_code == 200
+    assert h.receipt(keys, "bob", "sub_Test0001").status_code == 200  # transfer to bob
+    bob = texts(h, keys, "bob")
+    assert any("transferred" in t for t in bob)
+    assert not any("secret_plan" in t for t in bob)
+    assert any("secret_plan" in t for t in texts(h, keys, stripe_customer))  # still its own
+
+
 def test_history_needs_the_secret_key(h: Harness) -> None:
     keys = h.app()
     response = history(h, keys, "user_123", key=keys.public_key)
