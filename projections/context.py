@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from projections.model import HistoryEntry
+from subledger.facts import StripeObjectRead
 
 
 def event_subject(event_id: str) -> str:
@@ -39,3 +40,9 @@ class Context(msgspec.Struct, frozen=True, gc=False):
 
 def note(position: int, received_at_ms: int, kind: str, text: str) -> HistoryEntry:
     return HistoryEntry(position=position, received_at_ms=received_at_ms, kind=kind, text=text)
+
+
+def read_subjects(fact: StripeObjectRead) -> list[str]:
+    """A Stripe read is filed under what it read and, for refund reads, the Stripe
+    customer: the subject through which a customer's history reaches unlinked refunds."""
+    return [fact.subject, fact.customer or ""]

@@ -14,7 +14,7 @@ import msgspec
 from projections import purchases as rules
 from projections.appsettings import SettingsStep
 from projections.claims import Claims, creates_identity
-from projections.context import Context, event_subject, note
+from projections.context import Context, event_subject, note, read_subjects
 from projections.documents import build_subscriber
 from projections.explain import describe_view_change, view_changes
 from projections.model import AppState, Customer, HistoryEntry, Purchase
@@ -239,7 +239,7 @@ class Fold:
         ids = {"request": fact.request, "subject": fact.subject}
         if fact.status != 200:
             text = f"Stripe read {fact.request} failed ({fact.status} {fact.error}): {fact.reason}"
-            self.record(fact.app_id, [fact.subject], ctx.entry(text, ids))
+            self.record(fact.app_id, read_subjects(fact), ctx.entry(text, ids))
             return
         kind = objects.object_kind(fact.body)
         order_id = f"read:{fact.originator_id.hex}"
@@ -254,7 +254,7 @@ class Fold:
             obj = None
         if obj is None:
             text = f"Stripe read {fact.request} returned an unexpected {kind or 'body'}"
-            self.record(fact.app_id, [fact.subject], ctx.entry(text, ids))
+            self.record(fact.app_id, read_subjects(fact), ctx.entry(text, ids))
             return
         self.observe_object(ctx, obj, order_id)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from projections import purchases as rules
+from projections.context import read_subjects
 from projections.explain import describe_view_change, view_changes
 from projections.linking import link_charges
 from projections.model import InvoiceRef, LinkedCharge, Payments
@@ -72,7 +73,7 @@ class PaymentsStep:
         current = payments.charges.get(charge.id)
         if current is not None and current.order >= obs.order:
             text = f"charge {charge.id}: older or repeated snapshot, state unchanged"
-            self.fold.record(ctx.app_id, [charge.id], ctx.entry(text, ids))
+            self.fold.record(ctx.app_id, [charge.id, customer_key], ctx.entry(text, ids))
             return
         payments = msgspec.structs.replace(payments, charges={**payments.charges, charge.id: obs})
         self.fold.ws.put(PAYMENTS, ctx.app_id, customer_key, payments)
@@ -91,7 +92,7 @@ class PaymentsStep:
         except msgspec.ValidationError:  # a fact the fold cannot read must not stop the fold
             text = f"Stripe read {fact.request} returned an unexpected list"
             ids = {"request": fact.request, "subject": fact.subject}
-            self.fold.record(ctx.app_id, [fact.subject], ctx.entry(text, ids))
+            self.fold.record(ctx.app_id, read_subjects(fact), ctx.entry(text, ids))
             return
         customer_key = fact.customer or "-"
         payments = self._payments(ctx.app_id, customer_key)
@@ -104,7 +105,8 @@ class PaymentsStep:
         text = "invoice payments read: " + (
             ", ".join(f"{pi} paid {inv}" for pi, inv in sorted(links.items())) or "none"
         )
-        self.fold.record(ctx.app_id, [fact.subject], ctx.entry(text, {"request": fact.request}))
+        entry = ctx.entry(text, {"request": fact.request})
+        self.fold.record(ctx.app_id, read_subjects(fact), entry)
         if links and any(payments.intent_invoice.get(pi) != inv for pi, inv in links.items()):
             merged = {**payments.intent_invoice, **links}
             payments = msgspec.structs.replace(payments, intent_invoice=merged)

@@ -242,10 +242,9 @@ def test_refund_is_linked_by_reading_invoice_payments(h: Harness, stand_in: Stri
         "ch_3SLr4fQx7RtY2pLm1Xq0sE4m",
         "in_1SLr4eQx7RtY2pLmT3kW9uZa",
     ]
-    assert any(
-        "by Stripe's invoice payment for its payment intent" in t
-        for t in texts(h, keys, "user_123")
-    )
+    told = texts(h, keys, "user_123")
+    assert any("by Stripe's invoice payment for its payment intent" in t for t in told)
+    assert any(t.startswith("invoice payments read: pi_") for t in told)  # the read itself
     # a rebuild uses the recorded answers and never calls Stripe
     calls = len(stand_in.requests)
     result = Replay(h.service.ledger).run(verify=True)
