@@ -23,12 +23,15 @@ class Scripted:
         body: dict[str, Any] | bytes,
         headers: dict[str, str] | None = None,
         delay_s: float = 0.0,
+        gate: threading.Event | None = None,
     ) -> None:
-        """`body` bytes are sent as they are (a broken proxy's answer, say)."""
+        """`body` bytes are sent as they are (a broken proxy's answer, say); with a `gate`
+        the answer waits until the test opens it."""
         self.status = status
         self.body = body
         self.headers = headers or {}
         self.delay_s = delay_s
+        self.gate = gate
 
 
 def stripe_error(status: int, kind: str, code: str, message: str) -> Scripted:
@@ -80,6 +83,8 @@ def _handler(stand_in: StripeStandIn) -> type[BaseHTTPRequestHandler]:
             scripted = stand_in.answer(parts.path, parse_qs(parts.query))
             if scripted.delay_s:
                 time.sleep(scripted.delay_s)
+            if scripted.gate is not None:
+                scripted.gate.wait(timeout=30)
             raw = scripted.body
             body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
             try:

@@ -68,7 +68,7 @@ receipts = body_of(
 attributes = body_of({"attributes": attribute_maps})
 events = body_of(
     {
-        "id": st.sampled_from(["evt_fuzz_1", "evt_fuzz_2", "x"]),
+        "id": st.uuids().map(lambda u: f"evt_{u.hex}") | st.sampled_from(["evt_fuzz_1", "x"]),
         "object": st.just("event"),
         "type": st.sampled_from(
             ["customer.subscription.updated", "charge.refunded", "invoice.paid"]
@@ -87,7 +87,7 @@ bodies = st.one_of(
 )
 
 FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
@@ -102,7 +102,7 @@ def keys(h: Harness) -> AppKeys:
     return h.app()
 
 
-def answered(h: Harness, response: Any, before: int) -> None:
+def answered(h: Harness, response: Any, before: int, partial_ok: bool = False) -> None:
     assert response.status_code < 500, response.text
     if response.status_code == 200:
         event("200")
@@ -111,8 +111,9 @@ def answered(h: Harness, response: Any, before: int) -> None:
         event(f"{response.status_code} code {body.get('code')}")
         assert set(body) >= {"code", "message"} and body["message"], body
         assert body["code"] in DOCUMENTED, body
-        if body["code"] != 7263:  # 7263 still stores the valid attributes (RevenueCat's way)
+        if not (partial_ok and body["code"] == 7263):  # attributes: valid ones still stored
             assert h.ledger.last_position() == before, "a refused request appended a fact"
+    h.settle()  # whatever was stored, the projection gets past it
 
 
 def receipt_request(keys: AppKeys, body: bytes) -> tuple[str, dict[str, str]]:
@@ -144,4 +145,5 @@ def test_any_body(h: Harness, keys: AppKeys, route: str, data: st.DataObject) ->
     body = data.draw(st.integers(0, 4).flatmap(lambda n: bodies if n == 0 else plausible))
     path, headers = request(keys, body)
     before = h.ledger.last_position()
-    answered(h, h.client.post(path, content=body, headers=headers), before)
+    response = h.client.post(path, content=body, headers=headers)
+    answered(h, response, before, partial_ok=route == "attributes")

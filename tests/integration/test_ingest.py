@@ -20,7 +20,7 @@ from subledger.ledger import Ledger
 from subledger.sealing import fingerprint
 from subledger.service import Service
 from subledger.settings import Settings
-from subledger.stripe.payloads import SUPPORTED_EVENT_TYPES
+from subledger.stripe.payloads import SUPPORTED_EVENT_TYPES, decode_envelope, notification_fact
 from tests.samples import SECRET, event_body, scenario_bodies, signature_header
 
 
@@ -219,9 +219,12 @@ def test_one_log_line_per_request_without_secrets_or_payloads(
     with caplog.at_level(logging.INFO, logger="subledger.webhooks"):
         ingest.post(BODY)
         ingest.post(BODY, header=signature_header(BODY, "whsec_wrong_one"))
+        with_pii = scenario_bodies()[0]  # a Checkout Session: the customer's name and email
+        assert b"jenny" in with_pii.lower()
+        assert ingest.post(with_pii).status_code == 200
     lines = [r for r in caplog.records if r.name == "subledger.webhooks"]
-    assert len(lines) == 2
-    first, second = (vars(r) for r in lines)
+    assert len(lines) == 3
+    first, second = (vars(r) for r in lines[:2])
     assert (first["outcome"], first["event_id"], first["status"]) == (
         "appended",
         "evt_1SLr4hQx7RtY2pLmMb8gT1zX",
@@ -233,3 +236,23 @@ def test_one_log_line_per_request_without_secrets_or_payloads(
     text = caplog.text + " ".join(str(vars(r)) for r in lines)
     assert SECRET not in text
     assert "jenny" not in text.lower()
+
+
+def test_a_group_holding_a_stored_copy_still_commits_its_new_facts(ingest: Ingest) -> None:
+    """Group commit (ledger.record_new): one copy already stored must not make the store
+    refuse, or answer `duplicate`, for the new facts committed beside it."""
+
+    def fact(body: bytes) -> NotificationReceived:
+        envelope = decode_envelope(body)
+        return notification_fact(
+            ingest.app_id, envelope, body, received_at_ms=1, secret_fingerprint="fp"
+        )
+
+    stored, new = scenario_bodies()[1], scenario_bodies()[3]
+    [first] = ingest.ledger.record_new([fact(stored)])
+    assert first is not None
+    again, added = ingest.ledger.record_new([fact(stored), fact(new)])
+    assert again is None  # the copy: a duplicate
+    assert added is not None and added > first  # the new fact: stored
+    events = sorted(f.event_id for f in ingest.facts())
+    assert events == sorted(json.loads(b)["id"] for b in (stored, new))
