@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+from subledger.facts import Fact, TokenPosted
+from subledger.stripe.payloads import decode_envelope, notification_fact
 from subledger.stripe.signature import sign
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -225,3 +228,22 @@ def charge_event(
     if invoice is not None:
         obj["invoice"] = invoice
     return event_body("charge.refunded", obj, event_id=event_id, created=created)
+
+
+def notification(app_id: str, body: bytes, at: int) -> Fact:
+    """A verified notification as ingest stores it (for tests that append facts directly)."""
+    return notification_fact(
+        app_id, decode_envelope(body), body, received_at_ms=at, secret_fingerprint="test"
+    )
+
+
+def token(
+    app_id: str, at: int, user: str = "user_123", fetch: str = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
+) -> Fact:
+    return TokenPosted(
+        originator_id=uuid.uuid4(),
+        app_id=app_id,
+        received_at_ms=at,
+        app_user_id=user,
+        fetch_token=fetch,
+    )

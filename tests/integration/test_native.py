@@ -10,18 +10,22 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from projections import native
+from projections.reader import Reader
 from projections.runner import Projector
 from projections.tables import PROJECTIONS
 from subledger.apps import AppConfig
+from subledger.facts import AttributesPosted, AttributeValue, Fact
 from subledger.ledger import Ledger
 from subledger.settings import parse_database_url
 from tests.conftest import REPO, unavailable
+from tests.samples import notification, session_event, subscription_created, token
 
 sys.path.insert(0, str(REPO / "scripts" / "bench"))
 from factgen import generate
@@ -82,18 +86,57 @@ def test_a_build_is_used_only_for_the_sources_it_was_made_from(
     assert not native.enable(path)  # switched off
 
 
+def ownership_paths(ledger: Ledger) -> list[Fact]:
+    """Facts the generator never makes: tracking, metadata detection (a placeholder owner
+    replaced), an anonymous owner aliased by a token, a transfer, attributes."""
+    app, _, _ = ledger.create_app(
+        "native-owners",
+        AppConfig(track_new_purchases=True, app_user_id_detection="metadata", metadata_key="uid"),
+        entitlements={"pro": ["prod_TKbE3nVq8YhXcM"]},
+    )
+    at, period = 1_795_000_000, (1_795_000_000, 1_797_600_000)
+    first = subscription_created(event_id="evt_nat_1", created=at, period=period)
+    named = session_event(event_id="evt_nat_2", created=at + 1, metadata={"uid": "alice"})
+    second = subscription_created(
+        event_id="evt_nat_3", created=at + 2, period=period, sub_id="sub_Test0002"
+    )
+    return [
+        notification(app.app_id, first, at * 1000),
+        notification(app.app_id, named, at * 1000 + 1),  # alice replaces the placeholder
+        notification(app.app_id, second, at * 1000 + 2),  # another anonymous owner
+        token(app.app_id, at * 1000 + 3, user="carol", fetch="sub_Test0002"),  # aliased
+        token(app.app_id, at * 1000 + 4, user="bob", fetch="sub_Test0001"),  # transfer
+        AttributesPosted(
+            originator_id=uuid.uuid4(),
+            app_id=app.app_id,
+            received_at_ms=at * 1000 + 5,
+            app_user_id="bob",
+            attributes={"plan": AttributeValue(value="gold", updated_at_ms=1)},
+        ),
+    ]
+
+
 def test_compiled_and_pure_folds_write_the_same_bytes(database_url: str) -> None:
     """Fold generated facts (tokens, subscriptions, sessions, invoices, renewals, refunds,
-    cancellations) with the compiled fold; a pure-Python replay must find every row equal."""
+    cancellations) and the ownership paths with the compiled fold; a pure-Python replay
+    must find every row equal."""
     require_compiled()
     ledger = Ledger(parse_database_url(database_url))
     app, _, _ = ledger.create_app(
         "native", AppConfig(), entitlements={"pro": ["prod_TKbE3nVq8YhXcM"]}
     )
     ledger.record_new(list(generate(app.app_id, 1500, seed=11)))
+    owners = ownership_paths(ledger)
+    ledger.record_new(owners)
     projector = Projector(ledger, batch_size=400)
     assert projector.catch_up() > 1500
     projector.close()
+    reader = Reader(parse_database_url(database_url))
+    bob = reader.customer(owners[0].app_id, "bob")
+    carol = reader.customer(owners[0].app_id, "carol")
+    reader.close()
+    assert bob is not None and bob.purchases == ("sub_Test0001",)  # from alice, transferred
+    assert carol is not None and len(carol.ids) == 2  # aliased with an anonymous owner
     ledger.close()
     script = (
         "import sys\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,11 +13,10 @@ from projections.replay import Replay, drop_projection
 from projections.runner import UPSTREAM, Projector
 from projections.tables import LIVE
 from subledger.apps import AppConfig
-from subledger.facts import Fact, TokenPosted
+from subledger.facts import Fact
 from subledger.ledger import Ledger
 from subledger.settings import Database
-from subledger.stripe.payloads import decode_envelope, notification_fact
-from tests.samples import scenario_bodies, subscription_event
+from tests.samples import notification, scenario_bodies, subscription_event, token
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
 BODIES = scenario_bodies()
@@ -50,22 +48,6 @@ def store(database: Database) -> Iterator[Store]:
     running = Store(database)
     yield running
     running.close()
-
-
-def notification(app_id: str, body: bytes, at: int) -> Fact:
-    return notification_fact(
-        app_id, decode_envelope(body), body, received_at_ms=at, secret_fingerprint="test"
-    )
-
-
-def token(app_id: str, at: int, user: str = "user_123", fetch: str = SUB) -> Fact:
-    return TokenPosted(
-        originator_id=uuid.uuid4(),
-        app_id=app_id,
-        received_at_ms=at,
-        app_user_id=user,
-        fetch_token=fetch,
-    )
 
 
 def document_after(store: Store, order: list[int], token_at: int) -> str | None:
