@@ -172,9 +172,12 @@ def test_a_replay_applies_what_arrived_during_its_rebuild(
     store.projector.catch_up()
     caught_up = Projector.catch_up
 
+    arrived: list[int] = []  # the position where the rebuild had caught up
+
     def then_more_arrive(projector: Projector) -> int:
         applied = caught_up(projector)
         if projector.prefix == REBUILD:
+            arrived.append(projector.position)
             for k, body in enumerate(BODIES[3:]):
                 store.ledger.record_new([notification(app_id, body, T0 + 10 + k)])
             store.ledger.record(token(app_id, T0 + 100, user="someone_else"))
@@ -184,6 +187,7 @@ def test_a_replay_applies_what_arrived_during_its_rebuild(
     monkeypatch.setattr(Projector, "catch_up", then_more_arrive)
     result = Replay(store.ledger, batch_size=2).run(verify=verify)
     monkeypatch.undo()
+    assert arrived and arrived[0] < store.ledger.last_position()  # facts came after it
     assert result.position == store.ledger.last_position()
     if verify:
         assert result.verified is True, result.differences
