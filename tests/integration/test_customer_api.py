@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
+from projections.replay import Replay
 from subledger.identity import anonymous_id
 from subledger.settings import Settings
 from tests.harness import AppKeys, Harness, harness
@@ -247,3 +248,22 @@ def test_the_document_has_exactly_revenuecats_shape(h: Harness) -> None:
             or re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", value)
         ), value
     assert subscriber["subscriber_attributes"]["$email"]["value"] == "a@example.com"
+
+
+def test_a_settings_change_applies_from_its_place_in_the_log(h: Harness) -> None:
+    """SPEC 2: the fact recording a change is the moment it applies, live and in a rebuild:
+    the same second token is refused under keep_with_original and moves the purchase
+    once the behaviour is back to transfer."""
+    keys = h.app()
+    h.receipt(keys, "user_1", SUB)
+    h.webhook(keys, scenario_bodies()[1])
+    h.configure(keys, transfer_behavior="keep_with_original")
+    refused = h.receipt(keys, "user_2", SUB)
+    assert (refused.status_code, refused.json()["code"]) == (409, 7102)
+    h.configure(keys, transfer_behavior="transfer")
+    moved = h.receipt(keys, "user_2", SUB)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["subscriber"]["subscriptions"]
+    assert h.subscriber(keys, "user_1")["subscriber"]["subscriptions"] == {}
+    result = Replay(h.ledger).run(verify=True)  # a rebuild applies each setting in order
+    assert result.verified is True, result.differences
