@@ -117,6 +117,7 @@ def test_receipt_errors_carry_the_spec_codes(h: Harness) -> None:
         ({**good, "app_user_id": "a/b"}, auth, 400, 7256),
         (b'{"app_user_id": "user_1", "fetch_token": ', auth, 400, 7226),
         ({"app_user_id": "user_1"}, auth, 400, 7226),
+        ({**good, "attributes": {"9lives": {"value": "x"}}}, auth, 400, 7263),  # no token kept
     ]
     before = h.service.ledger.last_position()
     for body, headers, status, code in cases:
