@@ -42,7 +42,14 @@ def note(position: int, received_at_ms: int, kind: str, text: str) -> HistoryEnt
     return HistoryEntry(position=position, received_at_ms=received_at_ms, kind=kind, text=text)
 
 
+def stripe_customer_subject(customer: str | None) -> str:
+    """The history subject of a Stripe customer's payments ("" when there is none, which
+    `Fold.record` skips). Namespaced: a `cus_…` id can also be an App User ID, whose own
+    entries are not this Stripe customer's payments."""
+    return f"stripe-customer:{customer}" if customer and customer != "-" else ""
+
+
 def read_subjects(fact: StripeObjectRead) -> list[str]:
     """A Stripe read is filed under what it read and, for refund reads, the Stripe
     customer: the subject through which a customer's history reaches unlinked refunds."""
-    return [fact.subject, fact.customer or ""]
+    return [fact.subject, stripe_customer_subject(fact.customer)]

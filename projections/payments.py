@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from projections import purchases as rules
-from projections.context import read_subjects
+from projections.context import read_subjects, stripe_customer_subject
 from projections.explain import describe_view_change, view_changes
 from projections.linking import link_charges
 from projections.model import InvoiceRef, LinkedCharge, Payments
@@ -73,7 +73,8 @@ class PaymentsStep:
         current = payments.charges.get(charge.id)
         if current is not None and current.order >= obs.order:
             text = f"charge {charge.id}: older or repeated snapshot, state unchanged"
-            self.fold.record(ctx.app_id, [charge.id, customer_key], ctx.entry(text, ids))
+            subjects = [charge.id, stripe_customer_subject(customer_key)]
+            self.fold.record(ctx.app_id, subjects, ctx.entry(text, ids))
             return
         payments = msgspec.structs.replace(payments, charges={**payments.charges, charge.id: obs})
         self.fold.ws.put(PAYMENTS, ctx.app_id, customer_key, payments)
@@ -83,7 +84,8 @@ class PaymentsStep:
                 f"charge {charge.id} refunded {obs.amount_refunded} of {obs.amount}: "
                 "not linked to an invoice yet (unlinked refund)"
             )
-            self.fold.record(ctx.app_id, [customer_key, charge.id], ctx.entry(text, ids))
+            subjects = [stripe_customer_subject(customer_key), charge.id]
+            self.fold.record(ctx.app_id, subjects, ctx.entry(text, ids))
 
     def intent_links(self, ctx: Context, fact: StripeObjectRead) -> None:
         """An API read of invoice payments: payment intent → invoice, the explicit link."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from projections.context import stripe_customer_subject
 from projections.db import ViewDb
 from projections.model import Customer, HistoryEntry, Payments, Purchase, TokenOutcome
 from projections.runner import UPSTREAM, tracking_recorder, tracking_table
@@ -140,16 +141,10 @@ class Reader:
             if purchase is not None:
                 subjects += purchase.sessions
                 stripe_customers |= {purchase.customer} if purchase.customer else set()
+        # The Stripe customers' payments (unlinked refunds, refund reads), under their own
+        # namespaced subject: a `cus_…` App User ID's entries are that user's, not these.
+        subjects += sorted(stripe_customer_subject(c) for c in stripe_customers)
         entries = [entry for _, entry in self.history(app_id, subjects)]
-        # A Stripe customer's subject is there for its payments (unlinked refunds). Subjects
-        # are plain strings, and `cus_…` can also be someone's App User ID (stripe_customer_id
-        # detection): that user's tokens and attributes are not this customer's history.
-        known = {(e.position, e.text) for e in entries}
-        entries += [
-            entry
-            for _, entry in self.history(app_id, stripe_customers - set(ids))
-            if entry.kind.startswith("stripe") and (entry.position, entry.text) not in known
-        ]
         events = {e.ids["event"] for e in entries if "event" in e.ids}
         redeliveries = self.history(app_id, [f"event:{event}" for event in events])
         entries += [entry for _, entry in redeliveries]

@@ -216,8 +216,9 @@ class Replay:
             shadow_at, _ = shadow.stored_state(cur)
         except Exception as error:
             raise ReplayConflictError(
-                f"the rebuild tables cannot be read ({error}): another `subledger replay` "
-                "ran at the same time. Nothing was compared or swapped; run it again"
+                f"the rebuild tables cannot be read ({error}); most likely another "
+                "`subledger replay` ran at the same time and dropped them. Nothing was "
+                "compared or swapped; run it again"
             ) from error
         if shadow_at != max(shadow.position, 0):
             # Another replay dropped or rewrote the rebuild tables since this one caught up:

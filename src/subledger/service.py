@@ -96,14 +96,18 @@ class Service:
             return []
         if self._read_slots is None:
             self._read_slots = anyio.CapacityLimiter(READ_SLOTS)
-        if self._read_slots.available_tokens < 1:
-            # A slow Stripe must not take the worker threads webhooks commit on: past
-            # READ_SLOTS reads in flight, a token is stored without reads (they are optional).
+        try:
+            # Taken at once or not at all: a slow Stripe must not hold the worker threads
+            # webhooks commit on. Past READ_SLOTS reads in flight, a token is stored without
+            # reads (they are optional).
+            self._read_slots.acquire_nowait()
+        except anyio.WouldBlock:
             log.warning("stripe reads skipped: all read slots busy", extra={"token": token})
             return []
-        return await anyio.to_thread.run_sync(
-            self._reads_for_token, loaded, token, limiter=self._read_slots
-        )
+        try:
+            return await anyio.to_thread.run_sync(self._reads_for_token, loaded, token)
+        finally:
+            self._read_slots.release()
 
     def _reads_for_token(self, loaded: LoadedApp, token: str) -> list[Fact]:
         """Reads are optional (SPEC 6): whatever goes wrong here, the token is still stored."""

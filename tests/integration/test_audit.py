@@ -222,11 +222,22 @@ def test_history_never_shows_another_users_facts_through_a_stripe_customer_id(
             event_id="evt_leak_1", created=NOW, period=(NOW, NOW + DAY), customer=stripe_customer
         ),
     )
+    h.webhook(  # a second purchase of the same user, which stays theirs
+        keys,
+        subscription_created(
+            event_id="evt_leak_2",
+            created=NOW,
+            period=(NOW, NOW + DAY),
+            customer=stripe_customer,
+            sub_id="sub_Test0002",
+        ),
+    )
     assert h.attributes(keys, stripe_customer, {"secret_plan": {"value": "x"}}).status_code == 200
     assert h.receipt(keys, "bob", "sub_Test0001").status_code == 200  # transfer to bob
     bob = texts(h, keys, "bob")
     assert any("transferred" in t for t in bob)
     assert not any("secret_plan" in t for t in bob)
+    assert not any("sub_Test0002" in t for t in bob)  # the other purchase is not bob's
     assert any("secret_plan" in t for t in texts(h, keys, stripe_customer))  # still its own
 
 

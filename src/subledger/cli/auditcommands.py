@@ -192,24 +192,26 @@ def _event_row(position: int, record: Any, *, raw: bool) -> dict[str, Any]:
         "fact": type(record).__name__,
         "id": str(fields.pop("originator_id")),
         "summary": _summary(record),
-        "fields": msgspec.to_builtins(_without_secrets(fields)),
+        "fields": _without_secrets(msgspec.to_builtins(fields)),
     }
     if raw and body is not None:
         row["raw_body"] = body.decode("utf-8", errors="replace")
     return row
 
 
+_SEALED = frozenset(SealedSecret.__struct_fields__)
+
+
 def _without_secrets(value: Any) -> Any:
     """Sealed secrets (webhook secrets, Stripe keys) as fingerprint and scheme only: under
     the `plain` scheme the stored bytes are the secret itself, and a listing is no place
-    for it, sealed or not (`subledger apps show` shows fingerprints the same way)."""
-    if isinstance(value, SealedSecret):
-        return {"fingerprint": value.fingerprint, "scheme": value.scheme}
-    if isinstance(value, msgspec.Struct):
-        return _without_secrets(msgspec.structs.asdict(value))
+    for it, sealed or not (`subledger apps show` shows fingerprints the same way). Works
+    on builtins, so every other field keeps the shape `to_builtins` gives it."""
     if isinstance(value, dict):
+        if value.keys() == _SEALED:
+            return {"fingerprint": value["fingerprint"], "scheme": value["scheme"]}
         return {key: _without_secrets(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [_without_secrets(item) for item in value]
     return value
 
