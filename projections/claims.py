@@ -74,23 +74,19 @@ class Claims:
         owner = self.fold.customer_of(ctx.app_id, p.owner)
         if is_anonymous(detected) or (owner is not None and detected in owner.ids):
             return p
+        text = f"{detected} detected from {how}: "
+        ids = {"purchase": p.key, "owner": detected}
+        subjects = [p.key, detected]
         if owner is not None and is_placeholder(owner, anonymous_id(ctx.app_id, p.key), p.key):
             self.fold.ws.delete(CUSTOMERS, ctx.app_id, owner.id)
             self.fold.ws.delete(USERS, ctx.app_id, owner.id)
             self.fold.touched.add((ctx.app_id, owner.id))  # its document goes too
-            p, _, message = self.take(ctx, msgspec.structs.replace(p, owner=None), detected)
-            text = (
-                f"{detected} detected from {how}: replaces the placeholder owner {owner.id}; "
-                + message
-            )
-            ids = {"purchase": p.key, "owner": detected, "placeholder": owner.id}
-            self.fold.record(ctx.app_id, [p.key, detected, owner.id], ctx.entry(text, ids))
-            return p
+            p = msgspec.structs.replace(p, owner=None)  # so the detected user simply owns it
+            text += f"replaces the placeholder owner {owner.id}; "
+            ids["placeholder"] = owner.id
+            subjects.append(owner.id)
         p, _, message = self.take(ctx, p, detected)
-        text = f"{detected} detected from {how}: " + message
-        self.fold.record(
-            ctx.app_id, [p.key, detected], ctx.entry(text, {"purchase": p.key, "owner": detected})
-        )
+        self.fold.record(ctx.app_id, subjects, ctx.entry(text + message, ids))
         return p
 
     def record_applied(self, ctx: Context, p: Purchase) -> None:
