@@ -51,6 +51,13 @@ class ReplayResult(msgspec.Struct, frozen=True):
 class ReplayConflictError(RuntimeError):
     """The rebuilt tables moved under this replay: another `subledger replay` ran meanwhile."""
 
+    @classmethod
+    def found(cls, state: str) -> ReplayConflictError:
+        return cls(
+            f"the rebuild tables {state}: most likely another `subledger replay` ran at the "
+            "same time. Nothing was compared or swapped; run it again once it has finished"
+        )
+
 
 class _Rollback(Exception):  # noqa: N818 - control flow: leave the locked transaction unchanged
     def __init__(self, result: ReplayResult) -> None:
@@ -212,22 +219,14 @@ class Replay:
         verify: bool,
     ) -> ReplayResult:
         live_at, _ = live.stored_state(cur)
+        # Another replay may have dropped or rewritten the rebuild tables since this one
+        # caught up: advancing from there would fold facts again onto this one's row cache.
         try:
             shadow_at, _ = shadow.stored_state(cur)
         except Exception as error:
-            raise ReplayConflictError(
-                f"the rebuild tables cannot be read ({error}); most likely another "
-                "`subledger replay` ran at the same time and dropped them. Nothing was "
-                "compared or swapped; run it again"
-            ) from error
+            raise ReplayConflictError.found(f"cannot be read ({error})") from error
         if shadow_at != max(shadow.position, 0):
-            # Another replay dropped or rewrote the rebuild tables since this one caught up:
-            # advancing from its position would fold facts again onto this one's row cache.
-            raise ReplayConflictError(
-                f"the rebuild tables are at position {shadow_at}, not {shadow.position}: "
-                "another `subledger replay` ran at the same time. Nothing was compared or "
-                "swapped; run it again when the other one has finished"
-            )
+            raise ReplayConflictError.found(f"are at position {shadow_at}, not {shadow.position}")
         target = max(live_at, shadow_at)
         for side, at in ((shadow, shadow_at), (live, live_at)):
             self._advance(cur, side, at, target)
