@@ -105,7 +105,7 @@ class Reader:
 
     def history(self, app_id: str, subjects: Iterable[str]) -> list[tuple[str, HistoryEntry]]:
         """Entries about any of `subjects`, in log order."""
-        wanted = sorted(set(subjects))
+        wanted = sorted(set(subjects) - {""})
         if not wanted:
             return []
         marks = ",".join("?" * len(wanted))
@@ -135,15 +135,12 @@ class Reader:
         ids = list(customer.ids) if customer else [app_user_id]
         owned = list(customer.owned) if customer else []
         subjects = [*ids, *owned]
-        stripe_customers: set[str] = set()
         for key in owned:
             purchase = self.purchase(app_id, key)
             if purchase is not None:
-                subjects += purchase.sessions
-                stripe_customers |= {purchase.customer} if purchase.customer else set()
-        # The Stripe customers' payments (unlinked refunds, refund reads), under their own
-        # namespaced subject: a `cus_…` App User ID's entries are that user's, not these.
-        subjects += sorted(stripe_customer_subject(c) for c in stripe_customers)
+                # Its Stripe customer's payments (unlinked refunds, refund reads) live under
+                # a namespaced subject: a `cus_…` App User ID's own entries are not these.
+                subjects += [*purchase.sessions, stripe_customer_subject(purchase.customer)]
         entries = [entry for _, entry in self.history(app_id, subjects)]
         events = {e.ids["event"] for e in entries if "event" in e.ids}
         redeliveries = self.history(app_id, [f"event:{event}" for event in events])

@@ -90,5 +90,5 @@ class GroupCommitter:
 
 
 def _size(fact: Fact) -> int:
-    body = getattr(fact, "body", b"")
-    return len(body) if isinstance(body, bytes) else 0
+    body: bytes = getattr(fact, "body", b"")  # notifications carry one; other facts are small
+    return len(body)
