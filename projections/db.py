@@ -20,7 +20,9 @@ from psycopg import sql
 from subledger.settings import Database
 from subledger.store import pg_conninfo
 
-PROJECTION_LOCK = 0x5B1ED6E2  # advisory lock id shared by projectors and replay swaps
+# Advisory lock shared by the projectors and replay swaps of one schema: keyed by this id
+# and the schema's name, so deployments in other schemas of the database never wait on it.
+PROJECTION_LOCK = 0x5B1ED6E2
 
 
 class Cursor(Protocol):
@@ -121,7 +123,10 @@ class ViewDb:
                     # Read models are derived: a crash may lose the last commits, and with
                     # them their tracking rows, so the projector re-applies those facts.
                     cur.execute("SET LOCAL synchronous_commit = off")
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTION_LOCK,))
+                    cur.execute(
+                        "SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))",
+                        (PROJECTION_LOCK, self.database.schema),
+                    )
                     yield cur
 
     @contextlib.contextmanager
