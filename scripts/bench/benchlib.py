@@ -172,6 +172,25 @@ def postgres_cpu(*, user_only: bool = False) -> float:
     return total
 
 
+def postgres_cpu_with_exited() -> float:
+    """Like `postgres_cpu`, plus the CPU of backends that have exited since the server
+    started (the postmaster accumulates its reaped children's time): for measurements
+    across which connections close."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / ticks
+    return total
+
+
 class Interference:
     """User CPU time of processes other than the server, PostgreSQL and this process (with
     its children, e.g. wrk) between start() and stop(): other work competing for the cores."""
