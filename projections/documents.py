@@ -54,11 +54,14 @@ def iso(seconds: int | None) -> str | None:
     return f"{day(seconds // 86_400)}T{_MINUTES[rest // 60]}:{_SECONDS[rest % 60]}Z"
 
 
-def empty_subscriber(app_user_id: str) -> Subscriber:
+def empty_subscriber(app_user_id: str, seen_at: str) -> Subscriber:
+    """The document of an id nobody has used yet. RevenueCat's SDKs require `first_seen`
+    (iOS declares it non-optional), so it and `last_seen` are the request's time, as
+    RevenueCat itself answers a new id; nothing is stored (decision 45)."""
     return Subscriber(
         original_app_user_id=app_user_id,
-        first_seen=None,
-        last_seen=None,
+        first_seen=seen_at,
+        last_seen=seen_at,
         management_url=None,
         original_application_version=None,
         original_purchase_date=None,

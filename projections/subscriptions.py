@@ -6,7 +6,9 @@ from projections.model import InvoiceObs, Purchase, SubObs
 from projections.purchases import TERMINAL
 from projections.shapes import OneTimeView, SubscriptionView
 
-ACCESS_ENDING = ("unpaid", "canceled", "incomplete_expired")
+# `paused` (a trial that ended without a payment method, under Stripe's pause behaviour)
+# stops service until the subscription resumes: it ends access too (decision 45).
+ACCESS_ENDING = ("unpaid", "canceled", "incomplete_expired", "paused")
 NEVER_PAID = ("incomplete", "incomplete_expired")
 
 

@@ -14,6 +14,7 @@ import httpx
 import msgspec
 from litestar.testing import TestClient
 
+from projections.reader import Reader
 from subledger.apps import AppConfig
 from subledger.http.app import create_app
 from subledger.ledger import Ledger
@@ -183,3 +184,13 @@ def harness(settings: Settings, projector: str = "thread") -> Iterator[Harness]:
     service = Service(settings)
     with TestClient(create_app(settings, service=service)) as client:
         yield Harness(client, service)
+
+
+def stored_document(h: Harness, keys: AppKeys, app_user_id: str) -> bool:
+    """Whether the projection holds a customer document for `app_user_id` (an unknown id
+    is answered with an empty document that is never stored)."""
+    reader = Reader(h.ledger.database)
+    try:
+        return reader.document(keys.app_id, app_user_id) is not None
+    finally:
+        reader.close()

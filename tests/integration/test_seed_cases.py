@@ -14,7 +14,7 @@ from subledger.identity import anonymous_id
 from subledger.settings import Settings
 from tests.conftest import fresh_postgres_url
 from tests.e2e.conftest import Server, start_server, stop_server
-from tests.harness import AppKeys, Harness, harness, served_harness
+from tests.harness import AppKeys, Harness, harness, served_harness, stored_document
 from tests.samples import (
     DAY,
     PRODUCT,
@@ -140,7 +140,7 @@ def test_webhooks_then_token_wait_and_give_the_same_document(
     h.settle()
     before = h.subscriber(keys, "user_123")
     assert before["subscriber"]["subscriptions"] == {}  # facts wait for their token
-    assert before["subscriber"]["first_seen"] is None
+    assert not stored_document(h, keys, "user_123")
     answer = h.receipt(keys, "user_123", SUB)
     assert answer.status_code == 200
     assert "subscriber_attributes" not in answer.json()["subscriber"]  # public key
@@ -219,7 +219,8 @@ def test_metadata_from_the_checkout_session_names_the_owner_in_either_order(
     assert doc["original_app_user_id"] == "alice"
     assert PRODUCT in doc["subscriptions"]
     placeholder = h.subscriber(keys, anonymous_id(keys.app_id, "sub_Test0001"))["subscriber"]
-    assert (placeholder["first_seen"], placeholder["subscriptions"]) == (None, {})
+    assert placeholder["subscriptions"] == {}
+    assert not stored_document(h, keys, anonymous_id(keys.app_id, "sub_Test0001"))
     told = [e["what_changed"] for e in h.history(keys, "alice")]
     assert any("replaces the placeholder owner" in t for t in told) == (not session_first)
 
@@ -340,7 +341,7 @@ def test_identified_owner_then_another_user(
         assert PRODUCT in owner_doc["subscriptions"]
         assert other_doc["subscriptions"] == {}
     assert other_doc["original_app_user_id"] == "other_2"
-    assert other_doc["first_seen"] is not None  # the claimant is a stored customer either way
+    assert stored_document(h, keys, "other_2")  # the claimant is a stored customer either way
 
 
 def test_posting_the_same_token_again_is_harmless(h: Harness) -> None:
@@ -441,9 +442,10 @@ def test_deleted_subscription_expires_at_its_end(h: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "billing_issue"), [("unpaid", True), ("incomplete_expired", False)]
+    ("status", "billing_issue"),
+    [("unpaid", True), ("incomplete_expired", False), ("paused", False)],
 )
-def test_unpaid_and_incomplete_expired_end_access_when_seen(
+def test_unpaid_incomplete_expired_and_paused_end_access_when_seen(
     h: Harness, status: str, billing_issue: bool
 ) -> None:
     """SPEC 7.1: `expires_date` = the time the state was seen (no `ended_at`), never later
@@ -471,6 +473,23 @@ def test_unpaid_and_incomplete_expired_end_access_when_seen(
     )
     h.settle()
     assert entry_of(h, late)["expires_date"] == iso(NOW - 10 * DAY)
+
+
+def test_a_paused_subscription_that_resumes_gets_its_access_back(h: Harness) -> None:
+    """`paused` ends access when seen (decision 45); `active` again restores it."""
+    period = (NOW - 10 * DAY, NOW + 20 * DAY)
+    keys = subscribed(h, "evt_p1", period)
+    for event_id, created, status in (
+        ("evt_p2", NOW - 900, "paused"),
+        ("evt_p3", NOW - 300, "active"),
+    ):
+        h.webhook(
+            keys,
+            subscription_event(event_id=event_id, created=created, period=period, status=status),
+        )
+        h.settle()
+        expected = iso(NOW - 900) if status == "paused" else iso(period[1])
+        assert entry_of(h, keys)["expires_date"] == expected
 
 
 def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> None:
@@ -607,10 +626,7 @@ def test_tracking_on_an_update_alone_does_not_make_a_purchase_known(h: Harness) 
     period = (NOW - DAY, NOW + 29 * DAY)
     h.webhook(keys, subscription_event(event_id="evt_u1", created=NOW - 100, period=period))
     h.settle()
-    assert (
-        h.subscriber(keys, anonymous_id(keys.app_id, "sub_Test0001"))["subscriber"]["first_seen"]
-        is None
-    )
+    assert not stored_document(h, keys, anonymous_id(keys.app_id, "sub_Test0001"))
     answer = h.receipt(keys, "u1", "sub_Test0001")
     assert PRODUCT in answer.json()["subscriber"]["subscriptions"]  # the update applied now
 

@@ -60,13 +60,15 @@ async def document_response(
     service: Service, app_id: str, app_user_id: str, *, with_attributes: bool, status: int = 200
 ) -> Response[bytes]:
     raw = await anyio.to_thread.run_sync(service.reader.document, app_id, app_user_id)
-    subscriber = raw.encode() if raw else msgspec.json.encode(empty_subscriber(app_user_id))
+    now_ms = time.time_ns() // 1_000_000
+    request_date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms // 1000))
+    subscriber = (
+        raw.encode() if raw else msgspec.json.encode(empty_subscriber(app_user_id, request_date))
+    )
     if not with_attributes:
         doc = msgspec.json.decode(subscriber)
         doc.pop("subscriber_attributes", None)
         subscriber = msgspec.json.encode(doc)
-    now_ms = time.time_ns() // 1_000_000
-    request_date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms // 1000))
     body = (
         b'{"request_date":"'
         + request_date.encode()
