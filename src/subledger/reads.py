@@ -16,6 +16,7 @@ from subledger.stripe import objects
 from subledger.stripe.api import Answer, StripeApi
 
 TOKEN_REASON = "token for a purchase with no facts yet"  # noqa: S105 - a reason, not a secret
+PRODUCT_REASON = "token for a one-time purchase whose product is not known yet"
 REFUND_REASON = "refunded charge without an invoice"
 
 
@@ -30,17 +31,19 @@ class StripeReads:
             self._clients[key] = StripeApi(key, api_base=self.api_base, timeout_s=self.timeout_s)
         return self._clients[key]
 
-    def for_token(self, app_id: str, api_key: str, token: str) -> list[StripeObjectRead]:
+    def for_token(
+        self, app_id: str, api_key: str, token: str, reason: str = TOKEN_REASON
+    ) -> list[StripeObjectRead]:
         """The subscription (or the Checkout Session, then its subscription) of a token."""
         api = self._api(api_key)
         if not token.startswith("cs_"):
-            return [_fact(app_id, api.get(f"/v1/subscriptions/{token}"), token, TOKEN_REASON)]
+            return [_fact(app_id, api.get(f"/v1/subscriptions/{token}"), token, reason)]
         answer = api.get(f"/v1/checkout/sessions/{token}", expand=["line_items"])
-        facts = [_fact(app_id, answer, token, TOKEN_REASON)]
+        facts = [_fact(app_id, answer, token, reason)]
         subscription = _session_subscription(answer)
         if subscription:
             read = api.get(f"/v1/subscriptions/{subscription}")
-            facts.append(_fact(app_id, read, subscription, TOKEN_REASON))
+            facts.append(_fact(app_id, read, subscription, reason))
         return facts
 
     def for_refund(

@@ -9,13 +9,14 @@ from collections.abc import Callable
 
 import anyio
 
+from projections.model import Purchase
 from projections.reader import Reader
 from projections.runner import Projector
 from subledger.childprojector import ChildProjector
 from subledger.facts import Fact
 from subledger.ingest import GroupCommitter
 from subledger.ledger import Ledger
-from subledger.reads import StripeReads
+from subledger.reads import PRODUCT_REASON, TOKEN_REASON, StripeReads
 from subledger.refunds import RefundLinker
 from subledger.registry import AppRegistry, LoadedApp
 from subledger.sealing import Sealer
@@ -23,6 +24,15 @@ from subledger.settings import Settings
 
 log = logging.getLogger("subledger.service")
 READ_SLOTS = 8  # Stripe reads in flight at most (anyio's shared worker pool has 40 threads)
+
+
+def lacks_product(purchase: Purchase) -> bool:
+    """A one-time Checkout purchase known only from a webhook: webhook sessions carry no
+    `line_items`, so its product (and entitlement) is known only through a read of the
+    session. Without this, a token posted after `checkout.session.completed` left the
+    purchase keyed by the session id, and one posted before it did not (decision 45)."""
+    session = purchase.session
+    return purchase.kind == "one_time" and session is not None and session.product is None
 
 
 class Service:
@@ -116,9 +126,12 @@ class Service:
             purchase = self.reader.purchase(
                 loaded.app_id, self.reader.linked_purchase(loaded.app_id, token)
             )
+            reason = TOKEN_REASON
             if purchase is not None and (purchase.subs or purchase.session):
-                return []
-            return list(self.reads.for_token(loaded.app_id, loaded.stripe_api_key, token))
+                if not lacks_product(purchase):
+                    return []
+                reason = PRODUCT_REASON
+            return list(self.reads.for_token(loaded.app_id, loaded.stripe_api_key, token, reason))
         except Exception:  # logged with its traceback; the token goes on
             log.exception("stripe reads skipped", extra={"app_id": loaded.app_id, "token": token})
             return []

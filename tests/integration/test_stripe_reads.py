@@ -15,7 +15,7 @@ from projections.replay import Replay
 from subledger.facts import StripeObjectRead
 from subledger.settings import Settings
 from tests.harness import Harness, harness
-from tests.samples import PRODUCT, scenario_bodies, scenario_event, stripe_object
+from tests.samples import PRODUCT, scenario_bodies, scenario_event, session_event, stripe_object
 from tests.stripe_standin import Scripted, StripeStandIn, running_stand_in, stripe_error
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
@@ -80,10 +80,13 @@ def test_a_checkout_session_token_reads_the_session_then_its_subscription(
     assert "expand[0]=line_items" in reads(h)[0].request
 
 
+@pytest.mark.parametrize("webhook_first", [False, True], ids=["token-first", "webhook-first"])
 def test_a_one_time_session_read_names_its_product_from_the_line_items(
-    h: Harness, stand_in: StripeStandIn
+    h: Harness, stand_in: StripeStandIn, webhook_first: bool
 ) -> None:
-    """SPEC 7.1: `non_subscriptions[product]`, the product from the session's line items."""
+    """SPEC 7.1: `non_subscriptions[product]`, the product from the session's line items.
+    Webhook sessions carry no line items, so when `checkout.session.completed` came first
+    the token still reads the session: both orders end with the product (decision 45)."""
     paid = "cs_test_onetime0001"
     session = {
         **scenario_event(1)["data"]["object"],
@@ -98,6 +101,16 @@ def test_a_one_time_session_read_names_its_product_from_the_line_items(
     }
     stand_in.put(f"/v1/checkout/sessions/{paid}", session)
     keys = h.app(stripe_api_key=KEY, entitlements={"forever": ["prod_lifetime"]})
+    if webhook_first:
+        completed = session_event(
+            event_id="evt_onetime0001",
+            created=int(time.time()) - 60,
+            session_id=paid,
+            mode="payment",
+        )
+        h.webhook(keys, completed)
+        h.settle()
+        assert reads(h) == []
     answer = h.receipt(keys, "user_123", paid)
     assert answer.status_code == 200, answer.text
     document = answer.json()["subscriber"]
@@ -105,6 +118,11 @@ def test_a_one_time_session_read_names_its_product_from_the_line_items(
     assert entry["store_transaction_id"] == paid
     assert document["entitlements"]["forever"]["product_identifier"] == "prod_lifetime"
     assert document["subscriptions"] == {}
+    [read] = reads(h)
+    assert read.subject == paid and "expand[0]=line_items" in read.request
+    # Known with its product now: a second token reads nothing more.
+    assert h.receipt(keys, "user_123", paid).status_code == 200
+    assert len(reads(h)) == 1
 
 
 def test_without_a_key_nothing_is_read(h: Harness, stand_in: StripeStandIn) -> None:
