@@ -26,10 +26,12 @@ from projections.ownership import (
 )
 from projections.tables import CUSTOMERS, LINKS, PURCHASES, TOKENS, USERS
 from subledger.facts import TokenPosted
-from subledger.identity import anonymous_id, is_anonymous
+from subledger.identity import anonymous_id, is_anonymous, is_valid_app_user_id
 
 if TYPE_CHECKING:
     from projections.fold import Fold
+
+API_KINDS = ("token", "attributes")  # facts a client posted, as opposed to Stripe's
 
 
 class Claims:
@@ -50,15 +52,23 @@ class Claims:
         return p
 
     def detect(self, ctx: Context, p: Purchase, app: AppState) -> tuple[str, str]:
+        """The owner detection gives `p`. The subscription's metadata is taken from its
+        oldest snapshot naming a valid user (not the newest): an update that clears the
+        metadata must give the same owner whether it arrived before `created` (and waited)
+        or after it (decision 45)."""
         latest = p.subs[-1] if p.subs else None
         session = p.session
+        naming = next(
+            (o for o in p.subs if is_valid_app_user_id(o.metadata.get(app.metadata_key, ""))),
+            latest,
+        )
         return detect_owner(
             app,
             ctx.app_id,
             p.key,
             customer=(latest.customer if latest else None)
             or (session.customer if session else None),
-            subscription_metadata=latest.metadata if latest else {},
+            subscription_metadata=naming.metadata if naming else {},
             session_metadata=session.metadata if session else {},
         )
 
@@ -104,10 +114,13 @@ class Claims:
         return linked or token
 
     def ensure_customer(self, ctx: Context, app_user_id: str) -> Customer:
+        """The customer of `app_user_id`, created if new. Only the API's own facts (tokens,
+        attribute posts) make an existing customer "seen" (decision 18): a notification's
+        receive time would make `last_seen` depend on Stripe's delivery order."""
         found = self.fold.customer_of(ctx.app_id, app_user_id)
         if found is None:
-            found = new_customer(app_user_id, ctx.position, ctx.received_at_ms)
-        return seen(found, ctx.received_at_ms)
+            return new_customer(app_user_id, ctx.position, ctx.received_at_ms)
+        return seen(found, ctx.received_at_ms) if ctx.kind in API_KINDS else found
 
     def token(self, position: int, fact: TokenPosted) -> None:
         ctx = Context(fact.app_id, position, fact.received_at_ms, "token", None)
@@ -118,6 +131,10 @@ class Claims:
         self.fold.save_customer(fact.app_id, customer)
         kind = "subscription" if key.startswith("sub_") else "unknown"
         p = self.fold.purchase(fact.app_id, key) or Purchase(key=key, kind=kind)
+        if p.kind == "unknown" and kind != "unknown":
+            # An invoice that came first made the purchase without a kind: the same row
+            # as when the token comes first.
+            p = msgspec.structs.replace(p, kind=kind)
         became_known = p.known_at is None
         if became_known:
             p = msgspec.structs.replace(p, known_at=position, known_by="token")

@@ -1,0 +1,138 @@
+"""Two arrival orders of the same Stripe notifications fold to the same documents and rows.
+
+Each test folds both orders into two apps of one store (SQLite and PostgreSQL) and compares
+what `GET /v1/subscribers/{id}` serves (the stored document) or the purchase row. Found by
+a review of the fold in session 9 (decision 45); each failed before its fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from projections.reader import Reader
+from projections.runner import Projector
+from subledger.apps import AppConfig
+from subledger.facts import Fact
+from subledger.ledger import Ledger
+from subledger.settings import parse_database_url
+from tests.samples import (
+    DAY,
+    PRODUCT,
+    invoice_event,
+    notification,
+    session_event,
+    subscription_created,
+    subscription_event,
+    token,
+)
+
+T0 = 1_795_000_000_000  # receive times (ms)
+C = 1_795_000_000  # Stripe `created` (s)
+PERIOD = (C - 100, C - 100 + 30 * DAY)
+SUB = "sub_Test0001"
+CS = "cs_test_Test0001"
+HOUR_MS = 3_600_000
+
+Facts = Callable[[str], list[Fact]]
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        database = parse_database_url(url)
+        self.ledger = Ledger(database)
+        self.projector = Projector(self.ledger, batch_size=3)
+        self.reader = Reader(database)
+
+    def run(self, make: Facts, **config: Any) -> str:
+        """A new app, `make`'s facts appended one by one, projected; returns its id."""
+        app, _, _ = self.ledger.create_app(
+            "order", AppConfig(**config), entitlements={"pro": [PRODUCT]}
+        )
+        for fact in make(app.app_id):
+            self.ledger.record_new([fact])
+        self.projector.catch_up()
+        return app.app_id
+
+    def doc(self, app_id: str, user: str) -> dict[str, Any] | None:
+        raw = self.reader.document(app_id, user)
+        return None if raw is None else json.loads(raw)
+
+    def close(self) -> None:
+        self.projector.close()
+        self.reader.close()
+        self.ledger.close()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store(database_url)
+    yield opened
+    opened.close()
+
+
+def test_last_seen_does_not_move_with_the_order_notifications_arrive_in(store: Store) -> None:
+    """Decision 18: only tokens and attribute posts make a customer "seen". The session
+    that links alice's `cs_` token to its subscription used to bump her `last_seen` to its
+    own receive time, so the two orders ended an hour apart."""
+    session = session_event(event_id="evt_sess", created=C + 2)
+    created = subscription_created(event_id="evt_subc", created=C + 1, period=PERIOD)
+
+    def facts(first: bytes, second: bytes) -> Facts:
+        return lambda app_id: [
+            token(app_id, T0, user="alice", fetch=CS),
+            notification(app_id, first, T0 + HOUR_MS),  # the same two receive-time slots
+            notification(app_id, second, T0 + 2 * HOUR_MS),
+        ]
+
+    a = store.doc(store.run(facts(created, session)), "alice")
+    b = store.doc(store.run(facts(session, created)), "alice")
+    assert a is not None and b is not None
+    assert PRODUCT in a["subscriptions"]
+    assert a["subscriptions"] == b["subscriptions"]
+    assert (a["first_seen"], a["last_seen"]) == (b["first_seen"], b["last_seen"])
+    assert a["last_seen"] == a["first_seen"]  # the token's receive time, nothing later
+
+
+def test_metadata_detection_is_the_same_whether_a_clearing_update_waited(store: Store) -> None:
+    """Tracking with `metadata` detection: `created` names alice, a later update clears
+    the metadata. If the update arrived first it waited, and detection used to read the
+    newest snapshot (no metadata): an anonymous owner instead of alice."""
+    created = subscription_created(
+        event_id="evt_c", created=C + 1, period=PERIOD, metadata={"rc_app_user_id": "alice"}
+    )
+    updated = subscription_event(event_id="evt_u", created=C + 5, period=PERIOD, metadata={})
+    config = {"track_new_purchases": True, "app_user_id_detection": "metadata"}
+
+    def facts(first: bytes, second: bytes) -> Facts:
+        return lambda app_id: [
+            notification(app_id, first, T0),
+            notification(app_id, second, T0 + 1000),
+        ]
+
+    a = store.doc(store.run(facts(created, updated), **config), "alice")
+    b = store.doc(store.run(facts(updated, created), **config), "alice")
+    assert a is not None and b is not None
+    assert PRODUCT in a["subscriptions"]
+    assert a["subscriptions"] == b["subscriptions"]
+
+
+def test_a_purchase_an_invoice_made_gets_its_kind_from_the_token(store: Store) -> None:
+    """An invoice before the `sub_` token left the purchase row's kind "unknown"; the token
+    first made it "subscription"."""
+    paid = invoice_event(event_id="evt_i", created=C, period=PERIOD, paid_at=C)
+    invoice_first = store.run(
+        lambda app_id: [notification(app_id, paid, T0), token(app_id, T0 + 1, fetch=SUB)]
+    )
+    token_first = store.run(
+        lambda app_id: [token(app_id, T0, fetch=SUB), notification(app_id, paid, T0 + 1)]
+    )
+    kinds = []
+    for app_id in (invoice_first, token_first):
+        purchase = store.reader.purchase(app_id, SUB)
+        assert purchase is not None
+        kinds.append(purchase.kind)
+    assert kinds == ["subscription", "subscription"]
