@@ -6,7 +6,6 @@ whenever it runs; "active" is decided by the reader against the request time.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 
 from projections.model import AppState, Customer, Purchase
@@ -34,10 +33,29 @@ def day(days: int) -> str:
     """ "2026-11-01" for a count of days since 1970-01-01, UTC."""
     found = _DAYS.get(days)
     if found is None:
-        found = time.strftime("%Y-%m-%d", time.gmtime(days * 86_400))
+        found = civil_day(days)
         if len(_DAYS) < _MAX_DAYS:
             _DAYS[days] = found
     return found
+
+
+def civil_day(days: int) -> str:
+    """The proleptic Gregorian date of a day count, for any integer. `time.gmtime` raises
+    for years it cannot represent, and a signed Stripe payload may hold any 64-bit time:
+    one such fact made the fold fail on every retry, stopping the projection for good
+    (decision 45). Same text as strftime's "%Y-%m-%d" for years 1000-9999; beyond, the
+    year has as many digits as it needs. (H. Hinnant's `civil_from_days`.)"""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    year = f"{y:04d}" if y >= 0 else f"-{-y:04d}"
+    return f"{year}-{m:02d}-{d:02d}"
 
 
 def minute_of_day(seconds: int) -> str:

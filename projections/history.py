@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -12,7 +11,8 @@ from projections.reader import CustomerHistory
 
 
 def iso_ms(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    """ "2026-11-01T09:00:05.123Z" for Unix milliseconds."""
+    return f"{(iso(ms // 1000) or '')[:-1]}.{ms % 1000:03d}Z"
 
 
 def history_document(history: CustomerHistory) -> dict[str, Any]:

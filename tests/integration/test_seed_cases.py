@@ -492,6 +492,19 @@ def test_a_paused_subscription_that_resumes_gets_its_access_back(h: Harness) -> 
         assert entry_of(h, keys)["expires_date"] == expected
 
 
+def test_a_time_beyond_gmtime_neither_stops_the_projection_nor_the_history(h: Harness) -> None:
+    """A signed notification may carry any 64-bit time. 10**17 s (year 3,168,875,820) made
+    `time.gmtime` raise in the fold, which retried the batch forever: nothing after it was
+    projected and every receipt answered 503 (decision 45)."""
+    far = 10**17
+    keys = subscribed(h, "evt_far1", (NOW - DAY, far))
+    h.settle()
+    assert entry_of(h, keys)["expires_date"] == "3168875820-09-06T09:46:40Z"
+    later = h.receipt(keys, "u2", "sub_Other0001")
+    assert later.status_code == 200, later.text  # the projection went on
+    assert any("3168875820-09-06" in e["what_changed"] for e in h.history(keys, "u1"))
+
+
 def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> None:
     keys = h.app()
     h.receipt(keys, "u1", "sub_Test0001")
