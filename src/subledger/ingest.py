@@ -40,11 +40,16 @@ class GroupCommitter:
         self._max_group = max_group
         self._queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        # The writer's own thread slot: in anyio's shared pool (40 threads) it queued behind
+        # receipts waiting for the projection, and webhooks answered 503 while the store
+        # was fine (decision 45).
+        self._thread: anyio.CapacityLimiter | None = None
 
     async def submit(self, fact: Fact) -> int | None:
         """Position of the durable fact, or None when it was already stored (duplicate)."""
         if self._queue is None:
             self._queue = asyncio.Queue()
+            self._thread = anyio.CapacityLimiter(1)
             self._writer = asyncio.create_task(self._run(self._queue), name="group-committer")
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((fact, future))
@@ -63,7 +68,9 @@ class GroupCommitter:
 
     async def _commit(self, group: list[tuple[Fact, asyncio.Future[int | None]]]) -> None:
         try:
-            positions = await anyio.to_thread.run_sync(self._write, [fact for fact, _ in group])
+            positions = await anyio.to_thread.run_sync(
+                self._write, [fact for fact, _ in group], limiter=self._thread
+            )
         except Exception as error:  # noqa: BLE001 - every waiter gets the store's failure
             for _, future in group:
                 if not future.done():

@@ -24,6 +24,7 @@ from subledger.settings import Settings
 
 log = logging.getLogger("subledger.service")
 READ_SLOTS = 8  # Stripe reads in flight at most (anyio's shared worker pool has 40 threads)
+WAIT_SLOTS = 64  # receipts and attribute posts waiting for the projection at most
 
 
 def lacks_product(purchase: Purchase) -> bool:
@@ -63,6 +64,7 @@ class Service:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._read_slots: anyio.CapacityLimiter | None = None  # made on the event loop
+        self._wait_slots: anyio.CapacityLimiter | None = None
 
     def spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
@@ -98,6 +100,22 @@ class Service:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
         return True
+
+    async def wait_projected_async(self, position: int, timeout_s: float) -> bool:
+        """`wait_projected` on threads of its own, WAIT_SLOTS at most: waiting receipts used
+        to fill anyio's shared pool, so webhook commits queued behind them and answered 503
+        while the store was fine. Past WAIT_SLOTS waits, the answer is "not yet" at once
+        (the fact is stored either way) (decision 45)."""
+        if self._wait_slots is None:
+            self._wait_slots = anyio.CapacityLimiter(WAIT_SLOTS)
+        if self._wait_slots.available_tokens < 1:
+            log.warning(
+                "projection wait skipped: all wait slots busy", extra={"position": position}
+            )
+            return False
+        return await anyio.to_thread.run_sync(
+            self.wait_projected, position, timeout_s, limiter=self._wait_slots
+        )
 
     async def stripe_reads_before_token(self, loaded: LoadedApp, token: str) -> list[Fact]:
         """Stripe API reads to record with a token (SPEC 6): only with an API key, and only

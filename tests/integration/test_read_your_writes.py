@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import msgspec
@@ -12,6 +13,7 @@ from projections.reader import Reader
 from projections.runner import Projector
 from subledger.settings import Settings
 from tests.harness import Harness, harness
+from tests.samples import scenario_bodies
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
 
@@ -70,3 +72,42 @@ def test_a_lagging_projection_answers_503_and_keeps_the_token(
         ]
     finally:
         reader.close()
+
+
+def test_receipts_waiting_on_the_projection_never_hold_up_webhooks(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """45 receipts wait for a projection that does not run. They used to take 40 of anyio's
+    shared worker threads, so a webhook's commit queued behind them and Stripe got 503
+    after SUBLEDGER_STORE_TIMEOUT_S although the store was fine (decision 45). Past the
+    wait slots, a receipt answers 8504 at once; its token is stored all the same."""
+    monkeypatch.setattr("subledger.service.WAIT_SLOTS", 45)
+    slow = msgspec.structs.replace(settings, projection_wait_s=4.0, store_timeout_s=1.0)
+    with harness(slow, "external") as h:
+        keys = h.app()
+        start = h.service.ledger.last_position()
+        answers: list[int] = []
+        waiting = [
+            threading.Thread(
+                target=lambda i=i: answers.append(h.receipt(keys, f"u{i}", SUB).status_code)
+            )
+            for i in range(45)
+        ]
+        for thread in waiting:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while h.service.ledger.last_position() < start + 45 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert h.service.ledger.last_position() == start + 45  # all recorded, all waiting
+        time.sleep(0.2)
+
+        started = time.monotonic()
+        assert h.webhook(keys, scenario_bodies()[0])["received"] is True
+        assert time.monotonic() - started < 1.0
+        overflow = h.receipt(keys, "u_late", SUB)  # every wait slot is taken
+        assert overflow.status_code == 503 and overflow.json()["code"] == 8504
+        assert time.monotonic() - started < 1.0  # answered at once, not after the wait
+        assert h.service.ledger.last_position() == start + 47  # webhook and late token stored
+        for thread in waiting:
+            thread.join(timeout=30)
+        assert answers == [503] * 45

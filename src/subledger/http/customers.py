@@ -46,7 +46,7 @@ async def record_and_wait(service: Service, *facts: Fact) -> int:
     position = await anyio.to_thread.run_sync(lambda: service.ledger.record(*facts))
     service.appended()
     timeout = service.settings.projection_wait_s
-    done = await anyio.to_thread.run_sync(service.wait_projected, position, timeout)
+    done = await service.wait_projected_async(position, timeout)
     if not done:
         raise ApiError(
             503,
