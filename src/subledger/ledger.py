@@ -122,7 +122,10 @@ class Ledger(Application[uuid.UUID]):
         return max(r.notification.id for r in recordings)
 
     def _exists(self, originator_id: uuid.UUID) -> bool:
-        return bool(self.recorder.select_events(originator_id, limit=1))
+        try:
+            return bool(self.recorder.select_events(originator_id, limit=1))
+        except PersistenceError as error:  # 503 like the save it follows, not a 500
+            raise StoreUnavailableError(str(error)) from error
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
