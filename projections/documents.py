@@ -18,7 +18,7 @@ from projections.shapes import (
     SubscriptionEntry,
     SubscriptionView,
 )
-from projections.subscriptions import one_time_view, subscription_view
+from projections.subscriptions import one_time_view, replaced_products, subscription_view
 
 # Every document date and history time is formatted here, a few per fact. Formatting the
 # day once and the time of day from tables costs far less than strftime per call or an
@@ -101,8 +101,10 @@ def build_subscriber(
     one_time: list[OneTimeView] = []
     for purchase in sorted(purchases, key=lambda p: p.key):
         view = views(purchase)
-        if view is not None and _better(view, subs.get(view.product)):
-            subs[view.product] = view
+        if view is not None:
+            for shown in (*replaced_products(purchase), view):
+                if _better(shown, subs.get(shown.product)):
+                    subs[shown.product] = shown
         once = one_time_view(purchase)
         if once is not None:
             one_time.append(once)

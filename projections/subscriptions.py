@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from projections.model import InvoiceObs, Purchase, SubObs
 from projections.purchases import TERMINAL
 from projections.shapes import OneTimeView, SubscriptionView
@@ -37,6 +39,35 @@ def subscription_view(p: Purchase) -> SubscriptionView | None:
         refunded_at=refunded_at,
         partially_refunded=partial,
     )
+
+
+def replaced_products(p: Purchase) -> list[SubscriptionView]:
+    """Products this subscription held before a product change, each as last seen and
+    ending when the change was first seen (never later than its period end). SPEC 7.5:
+    expired entitlements stay listed, so an upgrade from basic to pro keeps basic in the
+    document, expired (decision 45). Read from the snapshots in their order, so it is the
+    same whatever order they arrived in."""
+    current = p.subs[-1].product if p.subs else None
+    found: dict[str, SubscriptionView] = {}
+    for before, after in pairwise(p.subs):
+        product = before.product or p.key
+        if product in (after.product or p.key, current or p.key) or before.status in NEVER_PAID:
+            continue
+        changed = after.order[0]
+        found[product] = SubscriptionView(
+            key=p.key,
+            product=product,
+            status=before.status,
+            is_sandbox=not before.livemode,
+            period_type="trial" if before.status == "trialing" else "normal",
+            purchase_date=before.period_start,
+            original_purchase_date=before.start_date,
+            expires_date=changed if before.period_end is None else min(changed, before.period_end),
+            unsubscribe_detected_at=None,
+            billing_issues_detected_at=None,
+            refunded_at=None,
+        )
+    return list(found.values())
 
 
 def one_time_view(p: Purchase) -> OneTimeView | None:

@@ -505,6 +505,35 @@ def test_a_time_beyond_gmtime_neither_stops_the_projection_nor_the_history(h: Ha
     assert any("3168875820-09-06" in e["what_changed"] for e in h.history(keys, "u1"))
 
 
+@pytest.mark.parametrize("in_order", [True, False], ids=["in-order", "change-first"])
+def test_a_product_change_keeps_the_old_product_listed_as_expired(
+    h: Harness, in_order: bool
+) -> None:
+    """SPEC 7.5: expired entitlements stay listed. Basic until the upgrade is seen, then
+    pro; the same document whichever snapshot arrives first (decision 45)."""
+    keys = h.app(entitlements={"basic": ["prod_Basic"], "pro": [PRODUCT]})
+    h.receipt(keys, "u1", "sub_Test0001")
+    period = (NOW - 10 * DAY, NOW + 20 * DAY)
+    changed = NOW - 5 * DAY
+    snapshots = [
+        subscription_event(
+            event_id="evt_b1", created=period[0], period=period, product="prod_Basic"
+        ),
+        subscription_event(
+            event_id="evt_b2", created=changed, period=(changed, changed + 30 * DAY)
+        ),
+    ]
+    for body in snapshots if in_order else reversed(snapshots):
+        h.webhook(keys, body)
+    h.settle()
+    doc = h.subscriber(keys, "u1")["subscriber"]
+    assert doc["subscriptions"]["prod_Basic"]["expires_date"] == iso(changed)
+    assert doc["subscriptions"]["prod_Basic"]["purchase_date"] == iso(period[0])
+    assert doc["subscriptions"][PRODUCT]["expires_date"] == iso(changed + 30 * DAY)
+    assert doc["entitlements"]["basic"]["expires_date"] == iso(changed)  # listed, expired
+    assert doc["entitlements"]["pro"]["product_identifier"] == PRODUCT
+
+
 def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> None:
     keys = h.app()
     h.receipt(keys, "u1", "sub_Test0001")
