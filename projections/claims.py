@@ -139,6 +139,8 @@ class Claims:
         if became_known:
             p = msgspec.structs.replace(p, known_at=position, known_by="token")
         p, outcome, message = self.take(ctx, p, fact.app_user_id)
+        if key.startswith("cs_") and p.owner == fact.app_user_id:
+            p = msgspec.structs.replace(p, claimed_at_ms=fact.received_at_ms)
         self.fold.save_purchase(fact.app_id, p)
         self.fold.ws.put(
             TOKENS,
@@ -160,12 +162,16 @@ class Claims:
         if became_known:
             self.record_applied(ctx, p)
 
-    def take(self, ctx: Context, p: Purchase, app_user_id: str) -> tuple[Purchase, str, str]:
-        """Apply SPEC 7.4 for `app_user_id` claiming `p`: (purchase, outcome, sentence)."""
+    def take(
+        self, ctx: Context, p: Purchase, app_user_id: str, claimed_at_ms: int | None = None
+    ) -> tuple[Purchase, str, str]:
+        """Apply SPEC 7.4 for `app_user_id` claiming `p` (at `claimed_at_ms`, by default
+        when this fact was received): (purchase, outcome, sentence)."""
         app = self.fold.app(ctx.app_id)
         owner = self.fold.customer_of(ctx.app_id, p.owner)
         view = self.fold.subscription_view(p)
-        active = bool(view and view.expires_date and view.expires_date * 1000 > ctx.received_at_ms)
+        at_ms = ctx.received_at_ms if claimed_at_ms is None else claimed_at_ms
+        active = bool(view and view.expires_date and view.expires_date * 1000 > at_ms)
         outcome = decide(app_user_id, owner, app.transfer_behavior, purchase_active=active)
         message = outcome_text(outcome, app_user_id, p.key, owner, app.transfer_behavior)
         claimant = self.ensure_customer(ctx, app_user_id)
@@ -213,11 +219,42 @@ class Claims:
                 target = msgspec.structs.replace(target, known_at=ctx.position, known_by="token")
                 self.record_applied(ctx, target)
             if placeholder.owner is not None:
-                target, _, message = self.take(ctx, target, placeholder.owner)
-                text = f"checkout session {session_id} is subscription {subscription_id}: {message}"
+                text = f"checkout session {session_id} is subscription {subscription_id}: "
                 ids = {"session": session_id, "purchase": subscription_id}
-                self.fold.record(ctx.app_id, [session_id, subscription_id], ctx.entry(text, ids))
+                subjects = [session_id, subscription_id]
+                dropped = self.undo_later_detection(ctx, target, placeholder)
+                if dropped is not None:
+                    target = msgspec.structs.replace(target, owner=None)
+                    text += f"the token came first, so it replaces detection's owner {dropped}; "
+                    ids["replaced"] = dropped
+                    subjects.append(dropped)
+                target, _, message = self.take(
+                    ctx, target, placeholder.owner, placeholder.claimed_at_ms
+                )
+                self.fold.record(ctx.app_id, subjects, ctx.entry(text + message, ids))
         self.fold.save_purchase(ctx.app_id, target)
+
+    def undo_later_detection(
+        self, ctx: Context, target: Purchase, placeholder: Purchase
+    ) -> str | None:
+        """A `cs_` token came before its subscription was tracked from a notification, but
+        the session that links the two arrived after: detection gave the subscription an
+        owner the opposite order never creates. If that owner is still nothing but
+        detection's placeholder for this purchase, it is removed (its id is returned) and
+        the token's user claims as if first (decision 45)."""
+        if target.known_by != "tracking" or target.owner is None:
+            return None
+        if placeholder.known_at is None or target.known_at is None:
+            return None
+        if placeholder.known_at >= target.known_at:
+            return None
+        owner = self.fold.customer_of(ctx.app_id, target.owner)
+        if owner is None or not is_placeholder(owner, target.owner, target.key):
+            return None
+        self.fold.ws.delete(CUSTOMERS, ctx.app_id, owner.id)
+        self.fold.ws.delete(USERS, ctx.app_id, owner.id)
+        self.fold.touched.add((ctx.app_id, owner.id))
+        return owner.id
 
 
 def outcome_text(
@@ -234,11 +271,11 @@ def outcome_text(
     }[outcome]
 
 
-def is_placeholder(c: Customer, anonymous: str, key: str) -> bool:
-    """Only the anonymous id detection gave `key`'s purchase: no other id, purchase,
-    attribute or deletion has made it a customer of its own."""
+def is_placeholder(c: Customer, detected: str, key: str) -> bool:
+    """Only the id detection gave `key`'s purchase: no other id, purchase, attribute or
+    deletion has made it a customer of its own."""
     return (
-        c.ids == (anonymous,)
+        c.ids == (detected,)
         and c.purchases == (key,)
         and c.owned == (key,)
         and not c.attributes

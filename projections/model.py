@@ -102,6 +102,9 @@ class Purchase(Row, frozen=True, kw_only=True):
     waiting: tuple[int, ...] = ()
     sessions: tuple[str, ...] = ()  # subscription-mode cs_ ids that alias this purchase
     customer: str | None = None  # Stripe customer id
+    # A `cs_` token's placeholder: when its owner's token was posted. The claim is judged
+    # only once the session names its subscription, but as of this time (decision 45).
+    claimed_at_ms: int | None = None
 
 
 class InvoiceRef(Row, frozen=True, kw_only=True):

@@ -17,6 +17,7 @@ from projections.reader import Reader
 from projections.runner import Projector
 from subledger.apps import AppConfig
 from subledger.facts import Fact
+from subledger.identity import anonymous_id
 from subledger.ledger import Ledger
 from subledger.settings import parse_database_url
 from tests.samples import (
@@ -136,3 +137,78 @@ def test_a_purchase_an_invoice_made_gets_its_kind_from_the_token(store: Store) -
         assert purchase is not None
         kinds.append(purchase.kind)
     assert kinds == ["subscription", "subscription"]
+
+
+SESSION = session_event(event_id="evt_sess", created=C + 2)  # subscription mode, SUB
+CREATED = subscription_created(event_id="evt_subc", created=C + 1, period=PERIOD)
+
+
+def cs_token_then(first: bytes, second: bytes) -> Facts:
+    """alice posts the Checkout Session's token before either notification arrives."""
+    return lambda app_id: [
+        token(app_id, T0, user="alice", fetch=CS),
+        notification(app_id, first, T0 + 1000),
+        notification(app_id, second, T0 + 2000),
+    ]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"app_user_id_detection": "stripe_customer_id", "transfer_behavior": "keep_with_original"},
+        {"app_user_id_detection": "stripe_customer_id"},
+        {"app_user_id_detection": "anonymous"},
+    ],
+    ids=["customer-id-keep", "customer-id-transfer", "anonymous"],
+)
+def test_a_cs_token_before_its_notifications_owns_whichever_arrives_first(
+    store: Store, config: dict[str, str]
+) -> None:
+    """With tracking on and no API key, the subscription arriving before the session was
+    tracked and given a detected owner, and alice's earlier token then had to claim it
+    from that owner: refused, transferred or aliased, depending on the settings. The
+    token came first, so it owns in both orders, and detection's owner is not left
+    behind (decision 45)."""
+    session_first = store.run(cs_token_then(SESSION, CREATED), track_new_purchases=True, **config)
+    created_first = store.run(cs_token_then(CREATED, SESSION), track_new_purchases=True, **config)
+    docs = [store.doc(app_id, "alice") for app_id in (session_first, created_first)]
+    assert docs[0] is not None and PRODUCT in docs[0]["subscriptions"]
+    assert docs[0] == docs[1]
+    detected = "cus_Test0001" if config["app_user_id_detection"] != "anonymous" else None
+    for app_id in (session_first, created_first):
+        assert store.doc(app_id, detected or anonymous_id(app_id, SUB)) is None
+
+
+def test_transfer_if_no_active_judges_a_cs_token_as_of_the_token(store: Store) -> None:
+    """claimant_v's `cs_` token comes while owner_u's subscription is active; the session
+    that names the subscription arrives an hour later, before or after the subscription
+    is deleted. Judged at the session's arrival, the claim was refused in one order and
+    transferred in the other; judged as of the token, it is refused in both."""
+    deleted = subscription_event(
+        event_type="customer.subscription.deleted",
+        event_id="evt_del",
+        created=C + 10,
+        period=PERIOD,
+        status="canceled",
+        canceled_at=C + 10,
+        ended_at=C + 10,
+    )
+
+    def facts(first: bytes, second: bytes) -> Facts:
+        return lambda app_id: [
+            token(app_id, T0, user="owner_u", fetch=SUB),
+            notification(app_id, CREATED, T0 + 100),
+            token(app_id, T0 + 1000, user="claimant_v", fetch=CS),
+            notification(app_id, first, T0 + HOUR_MS),
+            notification(app_id, second, T0 + 2 * HOUR_MS),
+        ]
+
+    config = {"transfer_behavior": "transfer_if_no_active"}
+    for app_id in (
+        store.run(facts(deleted, SESSION), **config),
+        store.run(facts(SESSION, deleted), **config),
+    ):
+        owner, claimant = store.doc(app_id, "owner_u"), store.doc(app_id, "claimant_v")
+        assert owner is not None and claimant is not None
+        assert PRODUCT in owner["subscriptions"]
+        assert claimant["subscriptions"] == {}
