@@ -172,6 +172,7 @@ class Fold:
                     key = session.subscription
                 elif obj.mode == "payment":
                     key = obj.id
+                    self.payments.one_time_session(ctx, session)
                 else:
                     text = f"checkout session {obj.id} ({obj.mode or 'no'} mode) grants nothing"
                     self.record(ctx.app_id, [obj.id], ctx.entry(text, {"session": obj.id}))

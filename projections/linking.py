@@ -2,12 +2,13 @@
 
 A pure function of everything known about one Stripe customer's payments, so the link does
 not depend on which of charge and invoice arrived first. Explicit links win; otherwise the
-same customer, amount and paid time (within MATCH_WINDOW_S) of an unclaimed invoice.
+same customer, amount and paid time (within MATCH_WINDOW_S) of an unclaimed invoice that
+names no other payment, for charges that are not one-time Checkout payments.
 """
 
 from __future__ import annotations
 
-from projections.model import Payments
+from projections.model import ChargeObs, InvoiceRef, Payments
 
 MATCH_WINDOW_S = 600
 
@@ -38,7 +39,10 @@ def link_charges(payments: Payments) -> dict[str, tuple[str, str]]:
         elif not charge.invoice:
             pending.append(charge)
     claimed = {invoice_id for invoice_id, _ in links.values()}
+    one_time = set(payments.one_time_intents)
     for charge in sorted(pending, key=lambda c: (c.created or 0, c.id)):
+        if charge.payment_intent in one_time:
+            continue  # a one-time Checkout payment: it paid no invoice (decision 45)
         candidates = [
             (abs(ref.paid_at - (charge.created or 0)), invoice_id)
             for invoice_id, ref in payments.invoices.items()
@@ -46,9 +50,17 @@ def link_charges(payments: Payments) -> dict[str, tuple[str, str]]:
             and ref.paid_at is not None
             and ref.amount_paid == charge.amount
             and abs(ref.paid_at - (charge.created or 0)) <= MATCH_WINDOW_S
+            and _may_have_paid(ref, charge)
         ]
         if candidates:
             invoice_id = min(candidates)[1]
             links[charge.id] = (invoice_id, "match")
             claimed.add(invoice_id)
     return links
+
+
+def _may_have_paid(ref: InvoiceRef, charge: ChargeObs) -> bool:
+    """An invoice that names its own payment intent or charge was paid by that one only."""
+    if ref.charge and ref.charge != charge.id:
+        return False
+    return not (ref.payment_intent and charge.payment_intent != ref.payment_intent)

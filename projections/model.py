@@ -121,6 +121,8 @@ class Payments(Row, frozen=True, kw_only=True):
     invoices: dict[str, InvoiceRef] = {}
     charges: dict[str, ChargeObs] = {}
     intent_invoice: dict[str, str] = {}  # payment_intent → invoice, from API reads
+    # Payment intents of one-time Checkout payments: their charges pay no invoice.
+    one_time_intents: tuple[str, ...] = ()
 
 
 # --- ownership --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from projections import purchases as rules
 from projections.context import read_subjects, stripe_customer_subject
 from projections.explain import describe_view_change, view_changes
 from projections.linking import link_charges
-from projections.model import InvoiceRef, LinkedCharge, Payments
+from projections.model import InvoiceRef, LinkedCharge, Payments, SessionObs
 from projections.tables import PAYMENTS
 from subledger.facts import StripeObjectRead
 from subledger.stripe import objects
@@ -86,6 +86,21 @@ class PaymentsStep:
             )
             subjects = [stripe_customer_subject(customer_key), charge.id]
             self.fold.record(ctx.app_id, subjects, ctx.entry(text, ids))
+
+    def one_time_session(self, ctx: Context, session: SessionObs) -> None:
+        """A one-time Checkout payment's intent: a refund of its charge must never be
+        matched to a subscription's invoice of the same amount (decision 45)."""
+        intent = session.payment_intent
+        if not intent:
+            return
+        customer_key = session.customer or "-"
+        payments = self._payments(ctx.app_id, customer_key)
+        if intent in payments.one_time_intents:
+            return
+        intents = tuple(sorted({*payments.one_time_intents, intent}))
+        payments = msgspec.structs.replace(payments, one_time_intents=intents)
+        self.fold.ws.put(PAYMENTS, ctx.app_id, customer_key, payments)
+        self.relink(ctx, customer_key, payments)
 
     def intent_links(self, ctx: Context, fact: StripeObjectRead) -> None:
         """An API read of invoice payments: payment intent → invoice, the explicit link."""

@@ -151,8 +151,15 @@ def invoice_obs(invoice: Invoice, order: OrderKey, position: int) -> InvoiceObs:
     )
 
 
+UNDONE = ("failed", "canceled")  # refunds that returned nothing: not a refund time
+
+
 def charge_obs(charge: Charge, order: OrderKey, position: int) -> ChargeObs:
-    refund_times = [r.created for r in charge.refunds.data if r.created] if charge.refunds else []
+    refund_times = (
+        [r.created for r in charge.refunds.data if r.created and r.status not in UNDONE]
+        if charge.refunds
+        else []
+    )
     refunded_at = (
         max(refund_times) if refund_times else (order[0] if charge.amount_refunded else None)
     )

@@ -4,6 +4,7 @@ each runs through litestar's test client and against a real `subledger serve` pr
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -600,6 +601,88 @@ def test_partial_refund_keeps_access(h: Harness) -> None:
     entry = entry_of(h, keys)
     assert entry["refunded_at"] is None
     assert entry["expires_date"] == iso(NOW + 29 * DAY)
+
+
+@pytest.mark.parametrize("refund_first", [False, True], ids=["session-first", "refund-first"])
+def test_refunding_a_one_time_payment_never_ends_a_subscription(
+    h: Harness, refund_first: bool
+) -> None:
+    """Same customer, same amount, paid minutes after the subscription's invoice: the
+    refund of a one-time Checkout payment used to be matched to that invoice by amount
+    and time, ending the subscription's access (decision 45)."""
+    period = (NOW - DAY, NOW + 29 * DAY)
+    keys = subscribed(h, "evt_o1", period)
+    h.webhook(
+        keys,
+        invoice_event(
+            event_id="evt_o2", created=NOW - DAY + 2, paid_at=NOW - DAY + 1, period=period
+        ),
+    )
+    h.receipt(keys, "u1", "cs_test_OneTime01")
+    session = session_event(
+        event_id="evt_o3", created=NOW - DAY + 300, session_id="cs_test_OneTime01", mode="payment"
+    )
+    refund = charge_event(
+        event_id="evt_o4",
+        created=NOW - 10,
+        charge_id="ch_OneTime01",
+        charge_created=NOW - DAY + 300,
+        payment_intent=f"pi_{'cs_test_OneTime01'[-8:]}",  # as session_event names it
+    )
+    for body in (refund, session) if refund_first else (session, refund):
+        h.webhook(keys, body)
+    h.settle()
+    entry = entry_of(h, keys)
+    assert entry["refunded_at"] is None
+    assert entry["expires_date"] == iso(period[1])
+
+
+def test_a_refund_is_not_matched_to_an_invoice_paid_by_another_charge(h: Harness) -> None:
+    """Pre-2025 invoices name the charge that paid them: a refund of a different charge
+    of the same amount and time is not that invoice's refund."""
+    period = (NOW - DAY, NOW + 29 * DAY)
+    keys = subscribed(h, "evt_n1", period)
+    invoice = json.loads(
+        invoice_event(
+            event_id="evt_n2", created=NOW - DAY + 2, paid_at=NOW - DAY + 1, period=period
+        )
+    )
+    invoice["data"]["object"]["charge"] = "ch_PaidIt"
+    h.webhook(keys, json.dumps(invoice).encode())
+    other = charge_event(
+        event_id="evt_n3", created=NOW - 10, charge_id="ch_Other", charge_created=NOW - DAY + 1
+    )
+    h.webhook(keys, other)
+    h.settle()
+    assert entry_of(h, keys)["refunded_at"] is None
+
+
+def test_a_failed_refund_gives_no_refund_time(h: Harness) -> None:
+    """A charge's refunds list (older API versions) may hold refunds that failed: the
+    refund time is the latest one that went through."""
+    period = (NOW - DAY, NOW + 29 * DAY)
+    keys = subscribed(h, "evt_x1", period)
+    h.webhook(
+        keys,
+        invoice_event(
+            event_id="evt_x2", created=NOW - DAY + 2, paid_at=NOW - DAY + 1, period=period
+        ),
+    )
+    charge = json.loads(
+        charge_event(
+            event_id="evt_x3", created=NOW - 10, charge_created=NOW - DAY, invoice="in_Test0001"
+        )
+    )
+    charge["data"]["object"]["refunds"] = {
+        "object": "list",
+        "data": [
+            {"id": "re_ok", "object": "refund", "created": NOW - 3600, "status": "succeeded"},
+            {"id": "re_bad", "object": "refund", "created": NOW - 60, "status": "failed"},
+        ],
+    }
+    h.webhook(keys, json.dumps(charge).encode())
+    h.settle()
+    assert entry_of(h, keys)["refunded_at"] == iso(NOW - 3600)
 
 
 def test_a_full_refund_of_an_earlier_period_keeps_access(h: Harness) -> None:

@@ -125,6 +125,7 @@ class Invoice(msgspec.Struct, frozen=True, gc=False):
 
 class Refund(msgspec.Struct, frozen=True, gc=False):
     created: int | None = None
+    status: str | None = None
 
 
 class RefundList(msgspec.Struct, frozen=True, gc=False):
