@@ -97,6 +97,17 @@ def subscribed(h: Harness, event_id: str, period: tuple[int, int]) -> Any:
     return keys
 
 
+def paid_for(h: Harness, prefix: str, period: tuple[int, int]) -> Any:
+    """`subscribed`, then the period's invoice paid a second after it started (events
+    `{prefix}1` and `{prefix}2`)."""
+    keys = subscribed(h, f"{prefix}1", period)
+    paid = invoice_event(
+        event_id=f"{prefix}2", created=period[0] + 2, paid_at=period[0] + 1, period=period
+    )
+    h.webhook(keys, paid)
+    return keys
+
+
 def test_token_then_webhooks(h: Harness) -> None:
     keys = h.app()
     first = h.receipt(keys, "user_123", SUB)
@@ -584,13 +595,7 @@ def test_legacy_payloads_decode_by_field_presence(h: Harness) -> None:
 
 def test_partial_refund_keeps_access(h: Harness) -> None:
     period = (NOW - DAY, NOW + 29 * DAY)
-    keys = subscribed(h, "evt_r1", period)
-    h.webhook(
-        keys,
-        invoice_event(
-            event_id="evt_r2", created=NOW - DAY + 2, paid_at=NOW - DAY + 1, period=period
-        ),
-    )
+    keys = paid_for(h, "evt_r", period)
     h.webhook(
         keys,
         charge_event(
@@ -611,13 +616,7 @@ def test_refunding_a_one_time_payment_never_ends_a_subscription(
     refund of a one-time Checkout payment used to be matched to that invoice by amount
     and time, ending the subscription's access (decision 45)."""
     period = (NOW - DAY, NOW + 29 * DAY)
-    keys = subscribed(h, "evt_o1", period)
-    h.webhook(
-        keys,
-        invoice_event(
-            event_id="evt_o2", created=NOW - DAY + 2, paid_at=NOW - DAY + 1, period=period
-        ),
-    )
+    keys = paid_for(h, "evt_o", period)
     h.receipt(keys, "u1", "cs_test_OneTime01")
     session = session_event(
         event_id="evt_o3", created=NOW - DAY + 300, session_id="cs_test_OneTime01", mode="payment"
@@ -661,13 +660,7 @@ def test_a_failed_refund_gives_no_refund_time(h: Harness) -> None:
     """A charge's refunds list (older API versions) may hold refunds that failed: the
     refund time is the latest one that went through."""
     period = (NOW - DAY, NOW + 29 * DAY)
-    keys = subscribed(h, "evt_x1", period)
-    h.webhook(
-        keys,
-        invoice_event(
-            event_id="evt_x2", created=NOW - DAY + 2, paid_at=NOW - DAY + 1, period=period
-        ),
-    )
+    keys = paid_for(h, "evt_x", period)
     charge = json.loads(
         charge_event(
             event_id="evt_x3", created=NOW - 10, charge_created=NOW - DAY, invoice="in_Test0001"
