@@ -97,13 +97,25 @@ def _stream(db: ViewDb, cur: Cursor, query: str, name: str) -> Iterator[list[Any
             yield page
 
 
-def rows(db: ViewDb, cur: Cursor, prefix: str, table: str) -> Iterator[tuple[str, str]]:
-    """(key, value) of every row, in byte order of the key, streamed."""
+def _columns(table: str) -> str:
+    """The key columns a table is ordered by (without collations: for selecting)."""
+    return "app_id, subject, position, seq" if table == HISTORY else "app_id, id"
+
+
+def rows(
+    db: ViewDb, cur: Cursor, prefix: str, table: str
+) -> Iterator[tuple[tuple[Any, ...], str, str]]:
+    """(order, key, value) of every row in key order, streamed. `order` holds the key
+    columns themselves, which compare as the store orders them (strings by code point, as
+    UTF-8 bytes and "C" collation do; positions as numbers); the joined key text does not
+    ("…/10/0" sorts before "…/9/0")."""
+    width = 4 if table == HISTORY else 2
     query = (
-        f"SELECT {_key(table)}, {_value(table)} FROM {prefix}{table} ORDER BY {_order(db, table)}"
+        f"SELECT {_key(table)}, {_value(table)}, {_columns(table)} FROM {prefix}{table} "
+        f"ORDER BY {_order(db, table)}"
     )
     for page in _stream(db, cur, query, prefix + table):
-        yield from ((str(k), str(v)) for k, v in page)
+        yield from ((tuple(r[2 : 2 + width]), str(r[0]), str(r[1])) for r in page)
 
 
 def checksum(db: ViewDb, cur: Cursor, prefix: str, projection: str) -> Checksum:
@@ -140,14 +152,14 @@ def differences(
     while (a is not None or b is not None) and len(found) < limit:
         if b is None or (a is not None and a[0] < b[0]):
             assert a is not None
-            found.append(Difference(table=table, key=a[0], live=a[1], rebuilt=None))
+            found.append(Difference(table=table, key=a[1], live=a[2], rebuilt=None))
             a = next(live, None)
         elif a is None or b[0] < a[0]:
-            found.append(Difference(table=table, key=b[0], live=None, rebuilt=b[1]))
+            found.append(Difference(table=table, key=b[1], live=None, rebuilt=b[2]))
             b = next(rebuilt, None)
         else:
-            if a[1] != b[1]:
-                found.append(Difference(table=table, key=a[0], live=a[1], rebuilt=b[1]))
+            if a[2] != b[2]:
+                found.append(Difference(table=table, key=a[1], live=a[2], rebuilt=b[2]))
             a, b = next(live, None), next(rebuilt, None)
     return found
 

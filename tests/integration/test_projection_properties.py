@@ -283,7 +283,7 @@ def test_checksums_are_sha256_of_the_rows_in_key_order(store: Store) -> None:
             digest, count = hashlib.sha256(), 0
             for table in tables_of(projection):
                 digest.update(f"\x00table:{table}\x00".encode())
-                for key, value in rows(db, cur, LIVE, table):
+                for _, key, value in rows(db, cur, LIVE, table):
                     digest.update(key.encode() + b"\x1f" + value.encode() + b"\x1e")
                     count += 1
             expected = checksum(db, cur, LIVE, projection)
