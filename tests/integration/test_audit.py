@@ -498,3 +498,56 @@ def test_the_live_tables_keep_answering_during_a_rebuild(h: Harness) -> None:
     assert len(seen) >= 3
     assert all(doc == expected for doc in seen)
     assert document() == expected
+
+
+def test_replay_verify_names_only_rows_that_differ(
+    h: Harness, settings: Settings, cli: Cli
+) -> None:
+    """History keys hold positions: compared as the joined text, "…/10/0" came before
+    "…/9/0", so the merge of the two ordered streams named rows present on both sides as
+    missing (decision 45). A deleted row must be the one difference named."""
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    for n in range(12):  # the customer's history reaches two-digit positions
+        h.attributes(keys, "user_123", {"plan": {"value": f"p{n}"}})
+    h.settle()
+    db = ViewDb(settings.database)
+    with db.write() as cur:
+        cur.execute(
+            db.q("SELECT position FROM sl_history WHERE app_id = ? AND subject = ?"),
+            (keys.app_id, "user_123"),
+        )
+        positions = sorted(row[0] for row in cur.fetchall())
+        gone = max(p for p in positions if p < 10)
+        assert max(positions) >= 10
+        cur.execute(
+            db.q("DELETE FROM sl_history WHERE app_id = ? AND subject = ? AND position = ?"),
+            (keys.app_id, "user_123", gone),
+        )
+    db.close()
+    code, out, _ = cli("replay", "--verify", "--json")
+    assert code == 1
+    [difference] = json.loads(out)["differences"]
+    assert difference["key"] == f"{keys.app_id}/user_123/{gone}/0"
+    assert difference["live"] is None and difference["rebuilt"] is not None
+
+
+def test_explain_refuses_an_unknown_app(h: Harness, cli: Cli) -> None:
+    """A mistyped app id used to print "no facts touched this customer" and exit 0."""
+    h.app()
+    code, _, err = cli("explain", "--app", "app_doesnotexist", "user_123")
+    assert code == 1
+    assert "no app 'app_doesnotexist'" in err
+
+
+def test_a_projection_named_twice_is_rebuilt_once(h: Harness, cli: Cli) -> None:
+    """`--projection history --projection history` swapped the history tables twice: the
+    second found no rebuilt table and failed with a traceback, leaving slr_* behind."""
+    keys = h.app()
+    h.receipt(keys, "user_123", SUB)
+    h.settle()
+    code, out, _ = cli("replay", "--projection", "history", "--projection", "history", "--json")
+    assert code == 0, out
+    assert [c["projection"] for c in json.loads(out)["checksums"]] == ["history"]
+    code, out, _ = cli("replay", "--verify", "--json")
+    assert code == 0 and json.loads(out)["verified"] is True

@@ -95,3 +95,27 @@ def test_a_long_history_goes_through_the_system_pager(
     assert shown.index("sub_A0 active") < shown.index("sub_A11 active")
     assert "page 1/3" not in out.shown()  # the header only; the pages went to the pager
     assert "user_123" in out.shown()
+
+
+def test_ids_and_texts_are_shown_as_they_are_not_as_markup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """App User IDs are data: "a[/]b" made rich raise MarkupError, "[red]vip" lost its
+    brackets and "joe:thumbs_up:" became an emoji (decision 45)."""
+    monkeypatch.setenv("COLUMNS", "240")
+    odd = ["a[/]b", "[red]vip", "joe:thumbs_up:"]
+    entries = [
+        HistoryEntry(
+            position=n, received_at_ms=T * 1000, kind="token", text=f"{user} now owns sub_X"
+        )
+        for n, user in enumerate(odd, start=1)
+    ]
+    history = CustomerHistory(
+        app_user_id=odd[0], customer_id=odd[0], ids=odd, purchases=["sub_X"], entries=entries
+    )
+    out = Terminal()
+    print_timeline(history, page_size=50, stream=out, pager=False)
+    text = out.shown()
+    for user in odd:
+        assert f"{user} now owns sub_X" in text
+    assert text.startswith("a[/]b  customer a[/]b")

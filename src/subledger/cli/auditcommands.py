@@ -19,7 +19,7 @@ from subledger.apps import app_id_of
 from subledger.cli.output import add_json_flag, emit, fail
 from subledger.cli.progress import progress_reporter
 from subledger.cli.timeline import print_timeline
-from subledger.ledger import Ledger
+from subledger.ledger import Ledger, UnknownAppError
 from subledger.sealing import SealedSecret
 from subledger.settings import Settings
 
@@ -78,7 +78,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _open(args, settings)
     if isinstance(ledger, int):
         return ledger
-    projections = args.projection or list(PROJECTIONS)
+    projections = list(dict.fromkeys(args.projection or PROJECTIONS))  # each once, in order
     started = time.monotonic()
     try:
         with progress_reporter(enabled=not args.json) as progress:
@@ -112,6 +112,15 @@ def _replay_text(result: ReplayResult, elapsed: float) -> str:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = _open(args, settings)
+    if isinstance(ledger, int):
+        return ledger
+    try:
+        ledger.get_app(args.app)  # a mistyped app id is an error, not an empty history
+    except UnknownAppError as error:
+        return fail(args, str(error))
+    finally:
+        ledger.close()
     try:
         reader = Reader(settings.database)
     except Exception as error:  # noqa: BLE001

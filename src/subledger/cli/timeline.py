@@ -7,6 +7,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from projections.documents import iso
 from projections.history import iso_ms
@@ -24,9 +25,13 @@ def print_timeline(
     lines otherwise. Each fact: position, receive time, Stripe created, kind, the ids
     involved and what it changed."""
     out = stream or sys.stdout
-    console = Console(file=out)
+    # No markup, emoji codes or highlighting: ids and texts are data ("[red]vip", "a[/]b"
+    # and "joe:thumbs_up:" are App User IDs to show as they are, decision 45).
+    console = Console(file=out, markup=False, emoji=False, highlight=False)
     aliases = ", ".join(history.ids)
-    console.print(f"[bold]{history.app_user_id}[/bold]  customer {history.customer_id or '-'}")
+    head = Text(history.app_user_id, style="bold")
+    head.append(f"  customer {history.customer_id or '-'}", style="")
+    console.print(head)
     console.print(f"aliases: {aliases}   purchases: {', '.join(history.purchases) or '-'}")
     if not history.entries:
         console.print("no facts touched this customer")
@@ -49,7 +54,7 @@ def print_timeline(
             for column in ("pos", "received", "stripe created", "kind", "ids", "what changed"):
                 table.add_column(column, overflow="fold")
             for e in page:
-                table.add_row(
+                cells = (
                     str(e.position),
                     iso_ms(e.received_at_ms),
                     iso(e.created) or "",
@@ -57,6 +62,7 @@ def print_timeline(
                     _ids(e.ids, "\n"),
                     e.text + "".join(f"\n  {c.field}: {c.before} → {c.after}" for c in e.changes),
                 )
+                table.add_row(*(Text(cell) for cell in cells))  # Text: never parsed as markup
             console.print(table)
 
 
