@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from projections.context import Context
-from projections.model import AppState, Customer, Purchase, TokenOutcome, Transfer
+from projections.explain import describe_view_change, view_changes
+from projections.model import AppState, Change, Customer, Purchase, TokenOutcome, Transfer
 from projections.ownership import (
     ALIASED,
     OWNED,
@@ -156,8 +157,18 @@ class Claims:
             ),
         )
         ids = {"app_user_id": fact.app_user_id, "purchase": key, "token": fact.fetch_token}
+        text = message
+        changes: tuple[Change, ...] = ()
+        if outcome in (OWNED, TRANSFERRED, ALIASED):
+            # What the customer gains: for a purchase whose notifications came first, the
+            # token is where access starts (decision 45).
+            gained = self.fold.view(p)
+            if gained is not None:
+                app = self.fold.app(fact.app_id)
+                text += "; " + describe_view_change(key, None, gained, app.entitlements)
+                changes = view_changes(None, gained)
         self.fold.record(
-            fact.app_id, [fact.app_user_id, key, fact.fetch_token], ctx.entry(message, ids)
+            fact.app_id, [fact.app_user_id, key, fact.fetch_token], ctx.entry(text, ids, changes)
         )
         if became_known:
             self.record_applied(ctx, p)

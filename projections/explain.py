@@ -66,6 +66,25 @@ def _access(product: str, entitlements: Mapping[str, Sequence[str]]) -> str:
     return f"access to {', '.join(granted)}" if granted else "access"
 
 
+def _headline(
+    key: str,
+    before: SubscriptionView | None,
+    after: SubscriptionView,
+    entitlements: Mapping[str, Sequence[str]],
+) -> list[str]:
+    """The status, and a product change with the access it ended."""
+    if before is None:
+        return [f"subscription {key} {after.status} ({after.product})"]
+    if before.status != after.status:
+        parts = [f"subscription {key} {before.status} → {after.status}"]
+    else:
+        parts = [f"subscription {key} {after.status}"]
+    if before.product != after.product:
+        ended = _access(before.product, entitlements)
+        parts.append(f"product {before.product} → {after.product} ({ended} ended)")
+    return parts
+
+
 def describe_view_change(
     key: str,
     before: SubscriptionView | None,
@@ -75,14 +94,8 @@ def describe_view_change(
     """ "subscription sub_… active → canceled; access to pro ends 2026-11-01 09:00 UTC"."""
     if after is None:
         return f"subscription {key}: nothing to show yet"
-    parts = []
+    parts = _headline(key, before, after, entitlements)
     access = _access(after.product, entitlements)
-    if before is None:
-        parts.append(f"subscription {key} {after.status} ({after.product})")
-    elif before.status != after.status:
-        parts.append(f"subscription {key} {before.status} → {after.status}")
-    else:
-        parts.append(f"subscription {key} {after.status}")
     if before is None or before.expires_date != after.expires_date:
         verb = "ends" if after.status != "active" or after.refunded_at else "runs until"
         if after.unsubscribe_detected_at and after.status not in ("canceled",):

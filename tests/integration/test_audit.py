@@ -106,6 +106,11 @@ def test_webhook_first_history_shows_the_wait(h: Harness) -> None:
         f"waited since position {w['position']} for a token, applied at position {token_position}"
         for w in waits
     ]
+    # The token is where this customer's access starts: its entry says so (decision 45).
+    [claim] = [e for e in entries if e["what_changed"].startswith("user_123 now owns")]
+    assert claim["what_changed"].startswith(f"user_123 now owns {SUB}; subscription {SUB} ")
+    assert "access to pro runs until" in claim["what_changed"]
+    assert {"field": "status", "before": None, "after": "active"} in claim["changes"]
 
 
 def test_alias_history(h: Harness) -> None:

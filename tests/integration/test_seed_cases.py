@@ -544,6 +544,9 @@ def test_a_product_change_keeps_the_old_product_listed_as_expired(
     assert doc["subscriptions"][PRODUCT]["expires_date"] == iso(changed + 30 * DAY)
     assert doc["entitlements"]["basic"]["expires_date"] == iso(changed)  # listed, expired
     assert doc["entitlements"]["pro"]["product_identifier"] == PRODUCT
+    told = [e["what_changed"] for e in h.history(keys, "u1")]
+    changed_text = f"product prod_Basic → {PRODUCT} (access to basic ended)"
+    assert any(changed_text in t for t in told) == in_order  # else: an older snapshot came last
 
 
 def test_trialing_is_a_trial_period_and_livemode_is_production(h: Harness) -> None:
