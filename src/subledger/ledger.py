@@ -20,6 +20,7 @@ from subledger.settings import Database
 from subledger.store import (
     LogEntry,
     StoreUnavailableError,
+    build_decoders,
     ddl_lock,
     decode_record,
     ensure_schema,
@@ -312,3 +313,16 @@ def app_settings(app: App) -> dict[str, Any]:
         "entitlements": app.entitlements,
         "stripe_api_key": app.stripe_api_key.fingerprint if app.stripe_api_key else None,
     }
+
+
+def _classes(base: type) -> list[type]:
+    found: list[type] = []
+    sub: type
+    for sub in base.__subclasses__():
+        found += [sub, *_classes(sub)]
+    return found
+
+
+# Every class the log holds gets its decoder now, while importing (one thread at a time):
+# see store._decoder for the crash lazily built decoders risked.
+build_decoders([*_classes(Fact), *_classes(AppEvent)])

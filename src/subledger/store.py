@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -32,9 +32,29 @@ class StoreUnavailableError(RuntimeError):
     """The event store did not answer in time (down, unreachable or locked)."""
 
 
-@functools.cache
+_DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {}
+_DECODERS_LOCK = threading.Lock()
+
+
 def _decoder(topic: str) -> msgspec.msgpack.Decoder[Any]:
-    return msgspec.msgpack.Decoder(resolve_topic(topic))
+    """One decoder per class, built under a lock. msgspec fills in a Struct's type
+    information lazily and publishes it before it is complete; a second thread building a
+    decoder for a class that shares a Struct (the projector and a request thread, at a
+    server's first requests) could decode with a half-built one and crash the process
+    (a segfault in `mpack_decode`, seen once in CI; decision 45)."""
+    found = _DECODERS.get(topic)
+    if found is None:
+        with _DECODERS_LOCK:
+            found = _DECODERS.get(topic)
+            if found is None:
+                found = _DECODERS[topic] = msgspec.msgpack.Decoder(resolve_topic(topic))
+    return found
+
+
+def build_decoders(classes: Iterable[type]) -> None:
+    """Build the decoders of `classes` now (at import, while one thread runs)."""
+    for cls in classes:
+        _decoder(get_topic(cls))
 
 
 def decode_record(topic: str, state: bytes) -> Any:

@@ -34,9 +34,23 @@ def valid_user(app_user_id: str) -> str:
         raise ApiError(400, error.code, str(error)) from None
 
 
+_BODY_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def body_decoder(body_type: type[Any]) -> msgspec.json.Decoder[Any]:
+    """Built once per type, at import (see store._decoder for why not lazily)."""
+    found = _BODY_DECODERS.get(body_type)
+    if found is None:
+        found = _BODY_DECODERS[body_type] = msgspec.json.Decoder(body_type)
+    return found
+
+
+body_decoder(AttributesBody)
+
+
 def decode_body(raw: bytes, body_type: type[Any]) -> Any:
     try:
-        return msgspec.json.decode(raw, type=body_type)
+        return body_decoder(body_type).decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, MALFORMED, f"malformed request body: {error}") from None
 

@@ -13,7 +13,13 @@ from litestar import Request, Response, post
 from subledger.attributes import split_valid
 from subledger.facts import AttributeValue, TokenPosted, new_id
 from subledger.http.auth import authenticate
-from subledger.http.customers import decode_body, document_response, record_and_wait, valid_user
+from subledger.http.customers import (
+    body_decoder,
+    decode_body,
+    document_response,
+    record_and_wait,
+    valid_user,
+)
 from subledger.http.errors import ApiError
 from subledger.service import Service
 
@@ -26,6 +32,9 @@ class ReceiptBody(msgspec.Struct, frozen=True):
     app_user_id: str = ""
     attributes: dict[str, AttributeValue] | None = None
     presented_offering_identifier: str | None = None
+
+
+body_decoder(ReceiptBody)  # at import: see body_decoder
 
 
 @post(
