@@ -84,8 +84,11 @@ def one_time_view(p: Purchase) -> OneTimeView | None:
 
 def _access_end(subs: tuple[SubObs, ...], latest: SubObs) -> int | None:
     """`unpaid`, `canceled`, `incomplete_expired` end access: at `ended_at`, else when first
-    seen in that state, never later than the period end; `past_due` keeps access."""
+    seen in that state, never later than the period end; `past_due` keeps access. A
+    `cancel_at` before the period end is when access will end (decision 45)."""
     if latest.status not in ACCESS_ENDING:
+        if latest.cancel_at is not None and latest.period_end is not None:
+            return min(latest.cancel_at, latest.period_end)
         return latest.period_end
     seen = latest.order[0]
     for obs in reversed(subs):

@@ -384,10 +384,13 @@ def test_either_cancellation_signal_alone_is_an_unsubscribe(
     h.settle()
     entry = entry_of(h, keys)
     assert entry["unsubscribe_detected_at"] == iso(NOW - 100)
+    # a cancel_at inside the period is when access ends; cancel_at_period_end: the period's end
+    assert entry["expires_date"] == iso(cancellation.get("cancel_at", period[1]))
     # resuming clears it
     h.webhook(keys, subscription_event(event_id="evt_c3", created=NOW - 50, period=period))
     h.settle()
     assert entry_of(h, keys)["unsubscribe_detected_at"] is None
+    assert entry_of(h, keys)["expires_date"] == iso(period[1])
 
 
 def test_past_due_is_a_billing_issue_that_keeps_access(h: Harness) -> None:
