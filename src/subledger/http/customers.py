@@ -34,23 +34,13 @@ def valid_user(app_user_id: str) -> str:
         raise ApiError(400, error.code, str(error)) from None
 
 
-_BODY_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+# Built on import (see store._decoder for why decoders are never built lazily).
+_attributes_body = msgspec.json.Decoder(AttributesBody)
 
 
-def body_decoder(body_type: type[Any]) -> msgspec.json.Decoder[Any]:
-    """Built once per type, at import (see store._decoder for why not lazily)."""
-    found = _BODY_DECODERS.get(body_type)
-    if found is None:
-        found = _BODY_DECODERS[body_type] = msgspec.json.Decoder(body_type)
-    return found
-
-
-body_decoder(AttributesBody)
-
-
-def decode_body(raw: bytes, body_type: type[Any]) -> Any:
+def decode_body(raw: bytes, decoder: msgspec.json.Decoder[Any]) -> Any:
     try:
-        return body_decoder(body_type).decode(raw)
+        return decoder.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, MALFORMED, f"malformed request body: {error}") from None
 
@@ -122,7 +112,7 @@ async def post_attributes(
     loaded, is_secret = await authenticate(request)
     user = valid_user(app_user_id)
     service: Service = request.app.state.service
-    body: AttributesBody = decode_body(await request.body(), AttributesBody)
+    body: AttributesBody = decode_body(await request.body(), _attributes_body)
     customer = await anyio.to_thread.run_sync(service.reader.customer, loaded.app_id, user)
     existing = frozenset(
         k for k in (customer.attributes if customer else {}) if not k.startswith("$")

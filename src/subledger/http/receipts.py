@@ -14,7 +14,6 @@ from subledger.attributes import split_valid
 from subledger.facts import AttributeValue, TokenPosted, new_id
 from subledger.http.auth import authenticate
 from subledger.http.customers import (
-    body_decoder,
     decode_body,
     document_response,
     record_and_wait,
@@ -34,7 +33,7 @@ class ReceiptBody(msgspec.Struct, frozen=True):
     presented_offering_identifier: str | None = None
 
 
-body_decoder(ReceiptBody)  # at import: see body_decoder
+_receipt_body = msgspec.json.Decoder(ReceiptBody)  # on import: see store._decoder
 
 
 @post(
@@ -47,7 +46,7 @@ async def post_receipt(request: Request[Any, Any, Any]) -> Response[bytes]:
     loaded, is_secret = await authenticate(request)
     if request.headers.get("x-platform", "").lower() != "stripe":
         raise ApiError(400, 7000, "X-Platform header must be 'stripe'")
-    body: ReceiptBody = decode_body(await request.body(), ReceiptBody)
+    body: ReceiptBody = decode_body(await request.body(), _receipt_body)
     user = valid_user(body.app_user_id)
     if not _TOKEN.match(body.fetch_token):
         raise ApiError(
