@@ -88,14 +88,12 @@ class Claims:
         text = f"{detected} detected from {how}: "
         ids = {"purchase": p.key, "owner": detected}
         subjects = [p.key, detected]
-        if owner is not None and is_placeholder(owner, anonymous_id(ctx.app_id, p.key), p.key):
-            self.fold.ws.delete(CUSTOMERS, ctx.app_id, owner.id)
-            self.fold.ws.delete(USERS, ctx.app_id, owner.id)
-            self.fold.touched.add((ctx.app_id, owner.id))  # its document goes too
-            p = msgspec.structs.replace(p, owner=None)  # so the detected user simply owns it
-            text += f"replaces the placeholder owner {owner.id}; "
-            ids["placeholder"] = owner.id
-            subjects.append(owner.id)
+        unowned = self.drop_placeholder(ctx, p, anonymous_id(ctx.app_id, p.key))
+        if unowned is not None:  # so the detected user simply owns it
+            p, dropped = unowned, anonymous_id(ctx.app_id, p.key)
+            text += f"replaces the placeholder owner {dropped}; "
+            ids["placeholder"] = dropped
+            subjects.append(dropped)
         p, _, message = self.take(ctx, p, detected)
         self.fold.record(ctx.app_id, subjects, ctx.entry(text + message, ids))
         return p
@@ -130,12 +128,10 @@ class Claims:
         if fact.attributes:
             customer, _ = apply_attributes(customer, fact.attributes, fact.received_at_ms)
         self.fold.save_customer(fact.app_id, customer)
-        kind = "subscription" if key.startswith("sub_") else "unknown"
-        p = self.fold.purchase(fact.app_id, key) or Purchase(key=key, kind=kind)
-        if p.kind == "unknown" and kind != "unknown":
-            # An invoice that came first made the purchase without a kind: the same row
-            # as when the token comes first.
-            p = msgspec.structs.replace(p, kind=kind)
+        p = self.fold.purchase(fact.app_id, key) or Purchase(key=key)
+        if p.kind == "unknown" and key.startswith("sub_"):
+            # Also when an invoice came first and made the purchase without a kind.
+            p = msgspec.structs.replace(p, kind="subscription")
         became_known = p.known_at is None
         if became_known:
             p = msgspec.structs.replace(p, known_at=position, known_by="token")
@@ -233,9 +229,10 @@ class Claims:
                 text = f"checkout session {session_id} is subscription {subscription_id}: "
                 ids = {"session": session_id, "purchase": subscription_id}
                 subjects = [session_id, subscription_id]
-                dropped = self.undo_later_detection(ctx, target, placeholder)
-                if dropped is not None:
-                    target = msgspec.structs.replace(target, owner=None)
+                dropped = target.owner
+                unowned = self.undo_later_detection(ctx, target, placeholder)
+                if unowned is not None and dropped is not None:
+                    target = unowned
                     text += f"the token came first, so it replaces detection's owner {dropped}; "
                     ids["replaced"] = dropped
                     subjects.append(dropped)
@@ -247,25 +244,30 @@ class Claims:
 
     def undo_later_detection(
         self, ctx: Context, target: Purchase, placeholder: Purchase
-    ) -> str | None:
+    ) -> Purchase | None:
         """A `cs_` token came before its subscription was tracked from a notification, but
         the session that links the two arrived after: detection gave the subscription an
         owner the opposite order never creates. If that owner is still nothing but
-        detection's placeholder for this purchase, it is removed (its id is returned) and
-        the token's user claims as if first (decision 45)."""
+        detection's placeholder for this purchase, it goes, and the token's user claims as
+        if first (decision 45): `target` without an owner, or None."""
         if target.known_by != "tracking" or target.owner is None:
             return None
         if placeholder.known_at is None or target.known_at is None:
             return None
         if placeholder.known_at >= target.known_at:
             return None
-        owner = self.fold.customer_of(ctx.app_id, target.owner)
-        if owner is None or not is_placeholder(owner, target.owner, target.key):
+        return self.drop_placeholder(ctx, target, target.owner)
+
+    def drop_placeholder(self, ctx: Context, p: Purchase, detected: str) -> Purchase | None:
+        """If `p`'s owner is only the customer detection made of `detected` for it, delete
+        that customer (and its document) and return `p` without an owner; else None."""
+        owner = self.fold.customer_of(ctx.app_id, p.owner)
+        if owner is None or not is_placeholder(owner, detected, p.key):
             return None
         self.fold.ws.delete(CUSTOMERS, ctx.app_id, owner.id)
         self.fold.ws.delete(USERS, ctx.app_id, owner.id)
         self.fold.touched.add((ctx.app_id, owner.id))
-        return owner.id
+        return msgspec.structs.replace(p, owner=None)
 
 
 def outcome_text(
