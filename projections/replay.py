@@ -64,19 +64,22 @@ class _Rollback(Exception):  # noqa: N818 - control flow: leave the locked trans
         self.result = result
 
 
+_NUMBERS = ("position", "seq")
+
+
+def _key_columns(table: str) -> tuple[str, ...]:
+    return ("app_id", "subject", "position", "seq") if table == HISTORY else ("app_id", "id")
+
+
 def _order(db: ViewDb, table: str) -> str:
     collate = ' COLLATE "C"' if db.dialect == "postgresql" else ""
-    if table == HISTORY:
-        return f"app_id{collate}, subject{collate}, position, seq"
-    return f"app_id{collate}, id{collate}"
+    return ", ".join(c if c in _NUMBERS else c + collate for c in _key_columns(table))
 
 
 def _key(table: str) -> str:
-    if table == HISTORY:
-        return (
-            "app_id || '/' || subject || '/' || CAST(position AS TEXT) || '/' || CAST(seq AS TEXT)"
-        )
-    return "app_id || '/' || id"
+    """The key columns joined by '/' (what differences name, and checksums hash)."""
+    parts = (f"CAST({c} AS TEXT)" if c in _NUMBERS else c for c in _key_columns(table))
+    return " || '/' || ".join(parts)
 
 
 def _value(table: str) -> str:
@@ -97,11 +100,6 @@ def _stream(db: ViewDb, cur: Cursor, query: str, name: str) -> Iterator[list[Any
             yield page
 
 
-def _columns(table: str) -> str:
-    """The key columns a table is ordered by (without collations: for selecting)."""
-    return "app_id, subject, position, seq" if table == HISTORY else "app_id, id"
-
-
 def rows(
     db: ViewDb, cur: Cursor, prefix: str, table: str
 ) -> Iterator[tuple[tuple[Any, ...], str, str]]:
@@ -109,13 +107,13 @@ def rows(
     columns themselves, which compare as the store orders them (strings by code point, as
     UTF-8 bytes and "C" collation do; positions as numbers); the joined key text does not
     ("…/10/0" sorts before "…/9/0")."""
-    width = 4 if table == HISTORY else 2
+    columns = _key_columns(table)
     query = (
-        f"SELECT {_key(table)}, {_value(table)}, {_columns(table)} FROM {prefix}{table} "
+        f"SELECT {_key(table)}, {_value(table)}, {', '.join(columns)} FROM {prefix}{table} "
         f"ORDER BY {_order(db, table)}"
     )
     for page in _stream(db, cur, query, prefix + table):
-        yield from ((tuple(r[2 : 2 + width]), str(r[0]), str(r[1])) for r in page)
+        yield from ((tuple(r[2:]), str(r[0]), str(r[1])) for r in page)
 
 
 def checksum(db: ViewDb, cur: Cursor, prefix: str, projection: str) -> Checksum:
