@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,12 +15,14 @@ import msgspec
 from litestar.testing import TestClient
 
 from projections.reader import Reader
+from projections.runner import Projector
 from subledger.apps import AppConfig
+from subledger.facts import Fact
 from subledger.http.app import create_app
 from subledger.ledger import Ledger
 from subledger.service import Service
-from subledger.settings import Settings, parse_database_url
-from tests.samples import SECRET, signature_header
+from subledger.settings import Database, Settings, parse_database_url
+from tests.samples import PRODUCT, SECRET, signature_header
 
 
 class AppKeys:
@@ -194,3 +196,36 @@ def stored_document(h: Harness, keys: AppKeys, app_user_id: str) -> bool:
         return reader.document(keys.app_id, app_user_id) is not None
     finally:
         reader.close()
+
+
+class FoldStore:
+    """A store, its projector (small batches on purpose) and a reader, without HTTP: for
+    tests that append facts directly and compare what the fold makes of them."""
+
+    def __init__(self, database: Database) -> None:
+        self.ledger = Ledger(database)
+        self.projector = Projector(self.ledger, batch_size=3)
+        self.reader = Reader(database)
+
+    def new_app(self, **config: Any) -> str:
+        app, _, _ = self.ledger.create_app(
+            "p", AppConfig(**config), entitlements={"pro": [PRODUCT]}
+        )
+        return app.app_id
+
+    def run(self, make: Callable[[str], list[Fact]], **config: Any) -> str:
+        """A new app, `make`'s facts appended one by one, projected; returns its id."""
+        app_id = self.new_app(**config)
+        for fact in make(app_id):
+            self.ledger.record_new([fact])
+        self.projector.catch_up()
+        return app_id
+
+    def doc(self, app_id: str, user: str) -> dict[str, Any] | None:
+        raw = self.reader.document(app_id, user)
+        return None if raw is None else dict(json.loads(raw))
+
+    def close(self) -> None:
+        self.projector.close()
+        self.reader.close()
+        self.ledger.close()

@@ -7,19 +7,14 @@ a review of the fold in session 9 (decision 45); each failed before its fix.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from projections.reader import Reader
-from projections.runner import Projector
-from subledger.apps import AppConfig
 from subledger.facts import Fact
 from subledger.identity import anonymous_id
-from subledger.ledger import Ledger
-from subledger.settings import parse_database_url
+from subledger.settings import Database
+from tests.harness import FoldStore
 from tests.samples import (
     DAY,
     PRODUCT,
@@ -41,41 +36,14 @@ HOUR_MS = 3_600_000
 Facts = Callable[[str], list[Fact]]
 
 
-class Store:
-    def __init__(self, url: str) -> None:
-        database = parse_database_url(url)
-        self.ledger = Ledger(database)
-        self.projector = Projector(self.ledger, batch_size=3)
-        self.reader = Reader(database)
-
-    def run(self, make: Facts, **config: Any) -> str:
-        """A new app, `make`'s facts appended one by one, projected; returns its id."""
-        app, _, _ = self.ledger.create_app(
-            "order", AppConfig(**config), entitlements={"pro": [PRODUCT]}
-        )
-        for fact in make(app.app_id):
-            self.ledger.record_new([fact])
-        self.projector.catch_up()
-        return app.app_id
-
-    def doc(self, app_id: str, user: str) -> dict[str, Any] | None:
-        raw = self.reader.document(app_id, user)
-        return None if raw is None else json.loads(raw)
-
-    def close(self) -> None:
-        self.projector.close()
-        self.reader.close()
-        self.ledger.close()
-
-
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
+def store(database: Database) -> Iterator[FoldStore]:
+    opened = FoldStore(database)
     yield opened
     opened.close()
 
 
-def test_last_seen_does_not_move_with_the_order_notifications_arrive_in(store: Store) -> None:
+def test_last_seen_does_not_move_with_the_order_notifications_arrive_in(store: FoldStore) -> None:
     """Decision 18: only tokens and attribute posts make a customer "seen". The session
     that links alice's `cs_` token to its subscription used to bump her `last_seen` to its
     own receive time, so the two orders ended an hour apart."""
@@ -98,7 +66,7 @@ def test_last_seen_does_not_move_with_the_order_notifications_arrive_in(store: S
     assert a["last_seen"] == a["first_seen"]  # the token's receive time, nothing later
 
 
-def test_metadata_detection_is_the_same_whether_a_clearing_update_waited(store: Store) -> None:
+def test_metadata_detection_is_the_same_whether_a_clearing_update_waited(store: FoldStore) -> None:
     """Tracking with `metadata` detection: `created` names alice, a later update clears
     the metadata. If the update arrived first it waited, and detection used to read the
     newest snapshot (no metadata): an anonymous owner instead of alice."""
@@ -121,7 +89,7 @@ def test_metadata_detection_is_the_same_whether_a_clearing_update_waited(store: 
     assert a["subscriptions"] == b["subscriptions"]
 
 
-def test_a_purchase_an_invoice_made_gets_its_kind_from_the_token(store: Store) -> None:
+def test_a_purchase_an_invoice_made_gets_its_kind_from_the_token(store: FoldStore) -> None:
     """An invoice before the `sub_` token left the purchase row's kind "unknown"; the token
     first made it "subscription"."""
     paid = invoice_event(event_id="evt_i", created=C, period=PERIOD, paid_at=C)
@@ -162,7 +130,7 @@ def cs_token_then(first: bytes, second: bytes) -> Facts:
     ids=["customer-id-keep", "customer-id-transfer", "anonymous"],
 )
 def test_a_cs_token_before_its_notifications_owns_whichever_arrives_first(
-    store: Store, config: dict[str, str]
+    store: FoldStore, config: dict[str, str]
 ) -> None:
     """With tracking on and no API key, the subscription arriving before the session was
     tracked and given a detected owner, and alice's earlier token then had to claim it
@@ -179,7 +147,7 @@ def test_a_cs_token_before_its_notifications_owns_whichever_arrives_first(
         assert store.doc(app_id, detected or anonymous_id(app_id, SUB)) is None
 
 
-def test_transfer_if_no_active_judges_a_cs_token_as_of_the_token(store: Store) -> None:
+def test_transfer_if_no_active_judges_a_cs_token_as_of_the_token(store: FoldStore) -> None:
     """claimant_v's `cs_` token comes while owner_u's subscription is active; the session
     that names the subscription arrives an hour later, before or after the subscription
     is deleted. Judged at the session's arrival, the claim was refused in one order and

@@ -8,14 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections.reader import Reader
 from projections.replay import Replay, drop_projection
 from projections.runner import UPSTREAM, Projector
 from projections.tables import LIVE
-from subledger.apps import AppConfig
 from subledger.facts import Fact
-from subledger.ledger import Ledger
 from subledger.settings import Database
+from tests.harness import FoldStore
 from tests.samples import notification, scenario_bodies, subscription_event, token
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
@@ -23,34 +21,14 @@ BODIES = scenario_bodies()
 T0 = 1_795_000_000_000  # fixed receive times: documents must be byte-identical
 
 
-class Store:
-    def __init__(self, database: Database) -> None:
-        self.ledger = Ledger(database)
-        self.projector = Projector(self.ledger, batch_size=3)  # small batches on purpose
-        self.reader = Reader(database)
-
-    def new_app(self, **config: object) -> str:
-        app, _, _ = self.ledger.create_app(
-            "p",
-            AppConfig(**config),
-            entitlements={"pro": ["prod_TKbE3nVq8YhXcM"]},  # type: ignore[arg-type]
-        )
-        return app.app_id
-
-    def close(self) -> None:
-        self.projector.close()
-        self.reader.close()
-        self.ledger.close()
-
-
 @pytest.fixture
-def store(database: Database) -> Iterator[Store]:
-    running = Store(database)
+def store(database: Database) -> Iterator[FoldStore]:
+    running = FoldStore(database)
     yield running
     running.close()
 
 
-def document_after(store: Store, order: list[int], token_at: int) -> str | None:
+def document_after(store: FoldStore, order: list[int], token_at: int) -> str | None:
     """Token at index `token_at` of the delivery sequence, notifications in `order`."""
     app_id = store.new_app()
     facts: list[Fact] = [
@@ -63,7 +41,7 @@ def document_after(store: Store, order: list[int], token_at: int) -> str | None:
     return store.reader.document(app_id, "user_123")
 
 
-def test_reference_document_has_the_scenario(store: Store) -> None:
+def test_reference_document_has_the_scenario(store: FoldStore) -> None:
     doc = document_after(store, list(range(6)), 0)
     assert doc is not None
     assert '"expires_date":"2026-10-11T10:11:00Z"' in doc
@@ -73,7 +51,9 @@ def test_reference_document_has_the_scenario(store: Store) -> None:
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(order=st.permutations(range(6)))
-def test_any_order_after_the_token_gives_the_same_document(store: Store, order: list[int]) -> None:
+def test_any_order_after_the_token_gives_the_same_document(
+    store: FoldStore, order: list[int]
+) -> None:
     assert document_after(store, list(order), 0) == document_after(store, list(range(6)), 0)
 
 
@@ -82,12 +62,12 @@ def test_any_order_after_the_token_gives_the_same_document(store: Store, order: 
 )
 @given(order=st.permutations(range(6)), token_at=st.integers(0, 6))
 def test_notifications_waiting_for_the_token_give_the_same_document(
-    store: Store, order: list[int], token_at: int
+    store: FoldStore, order: list[int], token_at: int
 ) -> None:
     assert document_after(store, list(order), token_at) == document_after(store, list(range(6)), 0)
 
 
-def test_rebuild_from_empty_tables_matches_live(store: Store) -> None:
+def test_rebuild_from_empty_tables_matches_live(store: FoldStore) -> None:
     for token_at in (0, 3, 6):
         document_after(store, [5, 2, 0, 4, 1, 3], token_at)
     tracked = store.new_app(track_new_purchases=True)
@@ -111,7 +91,7 @@ def test_rebuild_from_empty_tables_matches_live(store: Store) -> None:
     assert Replay(store.ledger).run(verify=True).verified is True
 
 
-def test_a_projector_stopped_midway_resumes_where_it_stopped(store: Store) -> None:
+def test_a_projector_stopped_midway_resumes_where_it_stopped(store: FoldStore) -> None:
     """A restarted projector (a new process: nothing cached) continues from the tracked
     position; the tables end up as a rebuild from empty makes them, nothing applied twice."""
     app_id = store.new_app(track_new_purchases=True)
@@ -136,7 +116,7 @@ def test_a_projector_stopped_midway_resumes_where_it_stopped(store: Store) -> No
     assert result.verified is True, result.differences
 
 
-def test_a_projector_whose_stored_position_went_back_reads_from_there(store: Store) -> None:
+def test_a_projector_whose_stored_position_went_back_reads_from_there(store: FoldStore) -> None:
     """The store's tables and tracking went back to an earlier position (a restored
     backup, or commits a crash lost) while a projector ran ahead: its next batch must
     start after the stored position, not after its own, or the facts between are lost."""
@@ -159,7 +139,7 @@ def test_a_projector_whose_stored_position_went_back_reads_from_there(store: Sto
 
 @pytest.mark.parametrize("verify", [True, False])
 def test_a_replay_applies_what_arrived_during_its_rebuild(
-    store: Store, monkeypatch: pytest.MonkeyPatch, verify: bool
+    store: FoldStore, monkeypatch: pytest.MonkeyPatch, verify: bool
 ) -> None:
     """Facts that arrive after the rebuild caught up (the live projector applied them) are
     applied to the rebuilt tables under the lock, and their checksums must include them:
@@ -199,7 +179,7 @@ def test_a_replay_applies_what_arrived_during_its_rebuild(
 
 
 def test_a_tiny_row_cache_gives_the_same_tables(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: FoldStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows evicted after every batch, and the known-absent key set given up at once: the
     projector then reads rows back from the store, and must write what a rebuild writes."""
@@ -219,7 +199,7 @@ def test_a_tiny_row_cache_gives_the_same_tables(
     assert result.verified is True, result.differences
 
 
-def test_two_projectors_taking_turns_apply_every_fact_once(store: Store) -> None:
+def test_two_projectors_taking_turns_apply_every_fact_once(store: FoldStore) -> None:
     """Two projectors (own connections and row caches, as two processes) take batches in
     turns over one log. Each must see that the other moved the position (its cached rows
     are stale: every batch touches the same purchase), apply only what lies beyond it, and
@@ -248,7 +228,7 @@ def test_two_projectors_taking_turns_apply_every_fact_once(store: Store) -> None
 
 @pytest.mark.parametrize(("claimed_after_end", "moves"), [(False, False), (True, True)])
 def test_transfer_if_no_active_judges_at_the_tokens_receive_time(
-    store: Store, claimed_after_end: bool, moves: bool
+    store: FoldStore, claimed_after_end: bool, moves: bool
 ) -> None:
     """Deterministic: "active" is decided at the token's receive time, never the wall clock
     (the subscription here ended years before this test runs)."""
@@ -265,7 +245,7 @@ def test_transfer_if_no_active_judges_at_the_tokens_receive_time(
     assert purchase.owner == ("other_2" if moves else "owner_1")
 
 
-def test_checksums_are_sha256_of_the_rows_in_key_order(store: Store) -> None:
+def test_checksums_are_sha256_of_the_rows_in_key_order(store: FoldStore) -> None:
     """The store concatenates and encodes rows for the checksum; it must hash exactly
     `key 0x1F value 0x1E` in UTF-8, page by page, non-ASCII ids included."""
     import hashlib
@@ -291,7 +271,7 @@ def test_checksums_are_sha256_of_the_rows_in_key_order(store: Store) -> None:
             assert count > 0
 
 
-def test_a_folded_batch_is_freed_without_the_cyclic_collector(store: Store) -> None:
+def test_a_folded_batch_is_freed_without_the_cyclic_collector(store: FoldStore) -> None:
     """Batches must not form reference cycles: subledger collects garbage rarely
     (decision 28), and a cycle would keep every batch's rows alive until it did."""
     import gc
