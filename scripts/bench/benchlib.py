@@ -118,13 +118,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _cpu_of(pid: int, *, user_only: bool = False) -> float:
+def _cpu_of(pid: int, *, user_only: bool = False, exited: bool = False) -> float:
+    """`exited`: also the CPU of its children that have exited and been reaped."""
     try:
         fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + (0 if user_only else int(fields[12]))) / ticks
+    own = int(fields[11]) + (0 if user_only else int(fields[12]))
+    reaped = int(fields[13]) + (0 if user_only else int(fields[14])) if exited else 0
+    return (own + reaped) / ticks
 
 
 def tree_cpu(pid: int, *, user_only: bool = False) -> float:
@@ -158,36 +161,20 @@ def wait_quiet(max_wait_s: float, *, window_s: float = 2.0, cores: float = 0.15)
             return False
 
 
-def postgres_cpu(*, user_only: bool = False) -> float:
-    """CPU seconds of every local process named postgres (the server and all backends)."""
+def postgres_cpu(*, user_only: bool = False, exited: bool = False) -> float:
+    """CPU seconds of every local process named postgres (the server and all backends).
+    `exited`: also backends that have exited since the server started (the postmaster
+    accumulates its reaped children's time), for measurements across which connections
+    close."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if (entry / "comm").read_text().strip() == "postgres":
-                total += _cpu_of(int(entry.name), user_only=user_only)
+                total += _cpu_of(int(entry.name), user_only=user_only, exited=exited)
         except OSError:
             continue
-    return total
-
-
-def postgres_cpu_with_exited() -> float:
-    """Like `postgres_cpu`, plus the CPU of backends that have exited since the server
-    started (the postmaster accumulates its reaped children's time): for measurements
-    across which connections close."""
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) / ticks
     return total
 
 

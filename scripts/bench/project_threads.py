@@ -57,7 +57,7 @@ def catch_up(url: str) -> tuple[int, float, list[float], float, float]:
 
     ledger = Ledger(parse_database_url(url))
     projector = Projector(ledger, batch_size=2000)
-    server = benchlib.postgres_cpu_with_exited() if url.startswith("postgresql") else 0.0
+    server = benchlib.postgres_cpu(exited=True) if url.startswith("postgresql") else 0.0
     before, queued = thread_cpu(), run_queue_s()
     started = time.perf_counter()
     projector.catch_up()
@@ -65,7 +65,7 @@ def catch_up(url: str) -> tuple[int, float, list[float], float, float]:
     after = thread_cpu()  # the runner's reader and writer threads are still alive here
     queued = run_queue_s() - queued
     if url.startswith("postgresql"):
-        server = benchlib.postgres_cpu_with_exited() - server
+        server = benchlib.postgres_cpu(exited=True) - server
     facts = projector.facts
     projector.close()
     ledger.close()
