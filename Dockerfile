@@ -1,8 +1,8 @@
 # Production-like image: the same package runs the HTTP service or the projector.
 
-# Build stage: the package in a virtual environment, with its fold compiled by mypyc
-# (projections/native.py; 20-35 % faster projection). mypyc needs a C compiler, which the
-# final image does without. The build fails if the compiled fold does not load.
+# Build stage: the package in a virtual environment, with its fold compiled by mypyc (the
+# wheel's build hook, pyproject.toml; faster projection). mypyc needs a C compiler, which
+# the final image does without. The build fails if the compiled fold does not load.
 FROM python:3.11-slim AS build
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
@@ -13,10 +13,8 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY projections ./projections
 RUN python -m venv /opt/subledger \
- && /opt/subledger/bin/pip install --no-cache-dir ".[native]" \
- && /opt/subledger/bin/python -c "import sys; from projections.native import main; sys.exit(main(['build']))" \
- && /opt/subledger/bin/python -c "from projections import native; assert native.active(), 'pure fold'" \
- && /opt/subledger/bin/pip uninstall -y mypy
+ && HATCH_BUILD_HOOK_ENABLE_MYPYC=1 /opt/subledger/bin/pip install --no-cache-dir . \
+ && /opt/subledger/bin/python -c "import projections.fold.dispatch as d; assert not d.__file__.endswith('.py'), 'pure fold'"
 
 # Final stage: the same base image (the venv's interpreter link points into it).
 FROM python:3.11-slim

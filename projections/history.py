@@ -1,4 +1,5 @@
-"""The history of a customer as a document (API) and as rows (CLI): one shape for both."""
+"""The history of a customer as a document (API and `explain --json`): one entry per fact,
+with the sentence and changes of each thing it did (SPEC 9)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ from typing import Any
 
 import msgspec
 
-from projections.documents import iso
+from projections.model import Change
 from projections.reader import CustomerHistory
+from projections.rules.dates import iso, iso_ms
 
 
-def iso_ms(ms: int) -> str:
-    """ "2026-11-01T09:00:05.123Z" for Unix milliseconds."""
-    return f"{(iso(ms // 1000) or '')[:-1]}.{ms % 1000:03d}Z"
+def _changes(changes: tuple[Change, ...]) -> list[dict[str, str | None]]:
+    return [{"field": c.field, "before": c.before, "after": c.after} for c in changes]
 
 
 def history_document(history: CustomerHistory) -> dict[str, Any]:
@@ -31,10 +32,17 @@ def history_document(history: CustomerHistory) -> dict[str, Any]:
                 "kind": e.kind,
                 "ids": e.ids,
                 "what_changed": e.text,
-                "changes": [
-                    {"field": c.field, "before": c.before, "after": c.after} for c in e.changes
-                ],
+                "changes": _changes(e.changes),
                 "transfer": None if e.transfer is None else msgspec.to_builtins(e.transfer),
+                "parts": [
+                    {
+                        "what_changed": part.text,
+                        "ids": part.ids,
+                        "changes": _changes(part.changes),
+                        "transfer": msgspec.to_builtins(part.transfer),
+                    }
+                    for part in e.parts
+                ],
             }
             for e in history.entries
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 # (Stripe `created` seconds, precedence within that second, event or read id): the merge key.
@@ -179,12 +181,72 @@ class Transfer(Row, frozen=True, kw_only=True):
     transferred_to: tuple[str, ...]
 
 
-class HistoryEntry(Row, frozen=True, kw_only=True):
-    position: int
-    received_at_ms: int
-    kind: str
+class HistoryPart(Row, frozen=True, kw_only=True):
+    """One thing a fact did. Which subjects (App User IDs, purchases, Stripe ids) each part
+    concerns is kept beside the entry (`HISTORY_SUBJECTS`): a customer's history shows the
+    parts about its own subjects."""
+
     text: str
-    created: int | None = None
     ids: dict[str, str] = {}
     changes: tuple[Change, ...] = ()
     transfer: Transfer | None = None
+
+
+class HistoryEntry(Row, frozen=True, kw_only=True):
+    """Everything one fact did (SPEC 9: one entry per fact)."""
+
+    position: int
+    received_at_ms: int
+    kind: str
+    created: int | None = None
+    event_id: str | None = None
+    parts: tuple[HistoryPart, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "; ".join(part.text for part in self.parts)
+
+    @property
+    def ids(self) -> dict[str, str]:
+        """The ids the parts name (the first part naming a key wins), after the event's."""
+        merged = {"event": self.event_id} if self.event_id else {}
+        for part in self.parts:
+            for key, value in part.ids.items():
+                merged.setdefault(key, value)
+        return merged
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return tuple(change for part in self.parts for change in part.changes)
+
+    @property
+    def transfer(self) -> Transfer | None:
+        return next((part.transfer for part in self.parts if part.transfer), None)
+
+    def only(self, parts: Iterable[int]) -> HistoryEntry:
+        """This entry with only the parts at these indexes (in their order)."""
+        wanted = sorted(set(parts))
+        if len(wanted) == len(self.parts):
+            return self
+        return msgspec.structs.replace(self, parts=tuple(self.parts[i] for i in wanted))
+
+
+class Unprojectable(Row, frozen=True, kw_only=True):
+    """A fact the fold could not apply: recorded, skipped, and shown (decision: total fold)."""
+
+    position: int
+    kind: str
+    reason: str
+
+
+# --- tables -----------------------------------------------------------------------------
+
+# The tables the fold reads and writes (storage/tables.py gives each its DDL): every state
+# table holds rows `(app_id, id) → state`; history holds one entry per fact.
+PURCHASES, LINKS, PAYMENTS = "purchases", "purchase_links", "payments"
+APPS, USERS, CUSTOMERS, TOKENS = "apps", "users", "customers", "tokens"
+DOCUMENTS, UNPROJECTABLE = "documents", "unprojectable"
+HISTORY, HISTORY_SUBJECTS = "history_entries", "history_subjects"
+# Tables earlier releases wrote and a rebuild of their projection drops: `history` held one
+# row per fact and subject (now one entry per fact, above).
+RETIRED = {"history": ("history",)}

@@ -7,11 +7,29 @@ from typing import Any
 
 import msgspec
 
-from projections.context import stripe_customer_subject
-from projections.db import ViewDb
-from projections.model import Customer, HistoryEntry, Payments, Purchase, TokenOutcome
-from projections.runner import UPSTREAM, tracking_recorder, tracking_table
-from projections.tables import HISTORY, LIVE, ddl
+from projections.model import (
+    CUSTOMERS,
+    DOCUMENTS,
+    HISTORY,
+    HISTORY_SUBJECTS,
+    LINKS,
+    PAYMENTS,
+    PURCHASES,
+    TOKENS,
+    UNPROJECTABLE,
+    USERS,
+    Customer,
+    HistoryEntry,
+    Payments,
+    Purchase,
+    TokenOutcome,
+    Unprojectable,
+)
+from projections.rules.subjects import event_subject, stripe_customer_subject
+from projections.runner import UPSTREAM, tracking_recorder
+from projections.storage import sqltables
+from projections.storage.db import ViewDb
+from projections.storage.tables import LIVE
 from subledger.settings import Database
 from subledger.stripe.objects import Charge, ref_id
 
@@ -21,6 +39,8 @@ _token = msgspec.json.Decoder(TokenOutcome)
 _entry = msgspec.json.Decoder(HistoryEntry)
 _text = msgspec.json.Decoder(str)
 _payments = msgspec.json.Decoder(Payments)
+_parts = msgspec.json.Decoder(list[int])
+_unprojectable = msgspec.json.Decoder(Unprojectable)
 
 
 class CustomerHistory(msgspec.Struct, frozen=True):
@@ -35,8 +55,8 @@ class Reader:
     def __init__(self, database: Database, *, prefix: str = LIVE) -> None:
         self.db = ViewDb(database)
         self.prefix = prefix
-        self.db.execute_script(ddl(prefix, self.db.dialect))
-        self.tracking_table = tracking_table(tracking_recorder(database), database)
+        sqltables.create(self.db, prefix)
+        self.tracking_table = self.db.dialect.tracking_table(tracking_recorder(database), database)
 
     def _state(self, table: str, app_id: str, row_id: str) -> str | None:
         with self.db.read() as cur:
@@ -59,22 +79,18 @@ class Reader:
         return int(row[0]) if row and row[0] is not None else 0
 
     def customer_id(self, app_id: str, app_user_id: str) -> str | None:
-        raw = self._state("users", app_id, app_user_id)
+        raw = self._state(USERS, app_id, app_user_id)
         return None if raw is None else _text.decode(raw)
 
     def _of_user(self, table: str, app_id: str, app_user_id: str) -> str | None:
         """The `table` row of the customer holding `app_user_id`, in one statement: two reads
         could straddle a batch that merges that customer into another (an alias) and find
         the id pointing at a row just deleted."""
-        unquoted = (
-            "json_extract(u.state, '$')"
-            if self.db.dialect == "sqlite"
-            else ("(u.state::json #>> '{}')")
-        )
+        unquoted = self.db.dialect.json_string("u.state")
         with self.db.read() as cur:
             cur.execute(
                 self.db.q(
-                    f"SELECT t.state FROM {self.prefix}users u JOIN {self.prefix}{table} t "
+                    f"SELECT t.state FROM {self.prefix}{USERS} u JOIN {self.prefix}{table} t "
                     f"ON t.app_id = u.app_id AND t.id = {unquoted} "
                     "WHERE u.app_id = ? AND u.id = ?"
                 ),
@@ -84,27 +100,28 @@ class Reader:
         return None if row is None else str(row[0])
 
     def customer(self, app_id: str, app_user_id: str) -> Customer | None:
-        raw = self._of_user("customers", app_id, app_user_id)
+        raw = self._of_user(CUSTOMERS, app_id, app_user_id)
         return None if raw is None else _customer.decode(raw)
 
     def document(self, app_id: str, app_user_id: str) -> str | None:
         """The stored subscriber JSON of the customer holding `app_user_id`."""
-        return self._of_user("documents", app_id, app_user_id)
+        return self._of_user(DOCUMENTS, app_id, app_user_id)
 
     def purchase(self, app_id: str, key: str) -> Purchase | None:
-        raw = self._state("purchases", app_id, key)
+        raw = self._state(PURCHASES, app_id, key)
         return None if raw is None else _purchase.decode(raw)
 
     def linked_purchase(self, app_id: str, token: str) -> str:
-        raw = self._state("purchase_links", app_id, token) if token.startswith("cs_") else None
+        raw = self._state(LINKS, app_id, token) if token.startswith("cs_") else None
         return token if raw is None else _text.decode(raw)
 
     def token_outcome(self, app_id: str, token_id: str) -> TokenOutcome | None:
-        raw = self._state("tokens", app_id, token_id)
+        raw = self._state(TOKENS, app_id, token_id)
         return None if raw is None else _token.decode(raw)
 
-    def history(self, app_id: str, subjects: Iterable[str]) -> list[tuple[str, HistoryEntry]]:
-        """Entries about any of `subjects`, in log order."""
+    def history(self, app_id: str, subjects: Iterable[str]) -> list[HistoryEntry]:
+        """The entries of every fact about any of `subjects`, in log order, each with only
+        the parts about those subjects (one entry per fact, SPEC 9)."""
         wanted = sorted(set(subjects) - {""})
         if not wanted:
             return []
@@ -112,21 +129,20 @@ class Reader:
         with self.db.read() as cur:
             cur.execute(
                 self.db.q(
-                    f"SELECT subject, entry FROM {self.prefix}{HISTORY} "
-                    f"WHERE app_id = ? AND subject IN ({marks}) ORDER BY position, seq, subject"
+                    f"SELECT s.position, s.parts, h.entry FROM {self.prefix}{HISTORY_SUBJECTS} s "
+                    f"JOIN {self.prefix}{HISTORY} h "
+                    "ON h.app_id = s.app_id AND h.position = s.position "
+                    f"WHERE s.app_id = ? AND s.subject IN ({marks}) ORDER BY s.position"
                 ),
                 (app_id, *wanted),
             )
             rows: list[Any] = cur.fetchall()
-        seen: set[tuple[int, str]] = set()
-        result = []
-        for subject, raw in rows:
-            entry = _entry.decode(raw)
-            if (entry.position, entry.text) in seen:
-                continue  # one entry recorded under two of the customer's subjects
-            seen.add((entry.position, entry.text))
-            result.append((subject, entry))
-        return result
+        parts: dict[int, set[int]] = {}
+        entries: dict[int, str] = {}
+        for position, about, raw in rows:
+            parts.setdefault(position, set()).update(_parts.decode(about))
+            entries[position] = raw
+        return [_entry.decode(entries[p]).only(parts[p]) for p in sorted(entries)]
 
     def customer_history(self, app_id: str, app_user_id: str) -> CustomerHistory:
         """Every fact that touched the customer: its ids, the purchases it holds or held,
@@ -141,10 +157,11 @@ class Reader:
                 # Its Stripe customer's payments (unlinked refunds, refund reads) live under
                 # a namespaced subject: a `cus_…` App User ID's own entries are not these.
                 subjects += [*purchase.sessions, stripe_customer_subject(purchase.customer)]
-        entries = [entry for _, entry in self.history(app_id, subjects)]
-        events = {e.ids["event"] for e in entries if "event" in e.ids}
-        redeliveries = self.history(app_id, [f"event:{event}" for event in events])
-        entries += [entry for _, entry in redeliveries]
+        entries = self.history(app_id, subjects)
+        events = {e.event_id for e in entries if e.event_id}
+        known = {e.position for e in entries}
+        redeliveries = self.history(app_id, [event_subject(event) for event in events])
+        entries += [e for e in redeliveries if e.position not in known]
         return CustomerHistory(
             app_user_id=app_user_id,
             customer_id=customer.id if customer else None,
@@ -153,8 +170,22 @@ class Reader:
             entries=sorted(entries, key=lambda e: e.position),
         )
 
+    def unprojectable(self, limit: int = 100) -> tuple[int, list[Unprojectable]]:
+        """How many facts could not be applied, and the latest `limit` of them."""
+        with self.db.read() as cur:
+            cur.execute(f"SELECT count(*) FROM {self.prefix}{UNPROJECTABLE}")
+            count = int(cur.fetchone()[0])
+            cur.execute(
+                self.db.q(
+                    f"SELECT state FROM {self.prefix}{UNPROJECTABLE} ORDER BY id DESC LIMIT ?"
+                ),
+                (limit,),
+            )
+            found = [_unprojectable.decode(row[0]) for row in cur.fetchall()]
+        return count, found
+
     def payments(self, app_id: str, customer: str) -> Payments | None:
-        raw = self._state("payments", app_id, customer)
+        raw = self._state(PAYMENTS, app_id, customer)
         return None if raw is None else _payments.decode(raw)
 
     def charge_linked(self, app_id: str, charge: Charge) -> bool:
@@ -171,6 +202,14 @@ class Reader:
         """Position and the lag another projector process last published."""
         lags = {name: self.meta(name) or None for name in ("lag_ms_p50", "lag_ms_p99")}
         return {"position": self.position(), **lags, "lag_samples": self.meta("lag_samples")}
+
+    def unprojectable_state(self) -> dict[str, Any]:
+        """For /ready: how many facts the fold could not apply, and the latest of them."""
+        count, latest = self.unprojectable(limit=1)
+        return {
+            "unprojectable": count,
+            "latest_unprojectable": msgspec.to_builtins(latest[0]) if latest else None,
+        }
 
     def meta(self, name: str) -> int:
         with self.db.read() as cur:

@@ -16,9 +16,10 @@ from typing import Any
 
 import msgspec
 
-from projections.db import Cursor, ViewDb
+from projections.model import RETIRED
 from projections.runner import UPSTREAM, Projector
-from projections.tables import HISTORY, LIVE, PROJECTIONS, REBUILD, all_tables, tables_of
+from projections.storage.db import Cursor, ViewDb
+from projections.storage.tables import LIVE, PROJECTIONS, REBUILD, TABLES, Table, tables_of
 from subledger.ledger import Ledger
 
 REBUILD_TRACKING = f"{UPSTREAM}:rebuild"
@@ -64,55 +65,24 @@ class _Rollback(Exception):  # noqa: N818 - control flow: leave the locked trans
         self.result = result
 
 
-_NUMBERS = ("position", "seq")
-
-
-def _key_columns(table: str) -> tuple[str, ...]:
-    return ("app_id", "subject", "position", "seq") if table == HISTORY else ("app_id", "id")
-
-
-def _order(db: ViewDb, table: str) -> str:
-    collate = ' COLLATE "C"' if db.dialect == "postgresql" else ""
-    return ", ".join(c if c in _NUMBERS else c + collate for c in _key_columns(table))
-
-
-def _key(table: str) -> str:
+def _key(table: Table) -> str:
     """The key columns joined by '/' (what differences name, and checksums hash)."""
-    parts = (f"CAST({c} AS TEXT)" if c in _NUMBERS else c for c in _key_columns(table))
+    parts = (f"CAST({c} AS TEXT)" if c in table.numbers else c for c in table.keys)
     return " || '/' || ".join(parts)
 
 
-def _value(table: str) -> str:
-    return "entry" if table == HISTORY else "state"
-
-
-def _stream(db: ViewDb, cur: Cursor, query: str, name: str) -> Iterator[list[Any]]:
-    """The rows of `query` in pages (PostgreSQL: a server-side cursor, binary)."""
-    if db.dialect == "postgresql":
-        conn: Any = cur.connection  # type: ignore[attr-defined]
-        with conn.cursor(name=f"stream_{name}", binary=True) as named:
-            named.execute(query)
-            while page := named.fetchmany(_PAGE):
-                yield page
-    else:
-        cur.execute(query)
-        while page := cur.fetchmany(_PAGE):
-            yield page
-
-
 def rows(
-    db: ViewDb, cur: Cursor, prefix: str, table: str
+    db: ViewDb, cur: Cursor, prefix: str, table: Table
 ) -> Iterator[tuple[tuple[Any, ...], str, str]]:
     """(order, key, value) of every row in key order, streamed. `order` holds the key
     columns themselves, which compare as the store orders them (strings by code point, as
     UTF-8 bytes and "C" collation do; positions as numbers); the joined key text does not
     ("…/10/0" sorts before "…/9/0")."""
-    columns = _key_columns(table)
     query = (
-        f"SELECT {_key(table)}, {_value(table)}, {', '.join(columns)} FROM {prefix}{table} "
-        f"ORDER BY {_order(db, table)}"
+        f"SELECT {_key(table)}, {table.value}, {', '.join(table.keys)} "
+        f"FROM {prefix}{table.name} ORDER BY {db.dialect.order_by(table)}"
     )
-    for page in _stream(db, cur, query, prefix + table):
+    for page in db.dialect.stream(cur, query, prefix + table.name):
         yield from ((tuple(r[2:]), str(r[0]), str(r[1])) for r in page)
 
 
@@ -121,25 +91,22 @@ def checksum(db: ViewDb, cur: Cursor, prefix: str, projection: str) -> Checksum:
     order. The store concatenates and encodes each row, so Python hashes whole pages."""
     digest = hashlib.sha256()
     count = 0
+    dialect = db.dialect
     for table in tables_of(projection):
-        digest.update(f"\x00table:{table}\x00".encode())
-        row = f"{_key(table)} || {_sep(db, 31)} || {_value(table)} || {_sep(db, 30)}"
-        encoded = (
-            f"convert_to({row}, 'UTF8')" if db.dialect == "postgresql" else f"CAST({row} AS BLOB)"
+        digest.update(f"\x00table:{table.name}\x00".encode())
+        row = f"{_key(table)} || {dialect.char(31)} || {table.value} || {dialect.char(30)}"
+        query = (
+            f"SELECT {dialect.row_bytes(row)} FROM {prefix}{table.name} "
+            f"ORDER BY {dialect.order_by(table)}"
         )
-        query = f"SELECT {encoded} FROM {prefix}{table} ORDER BY {_order(db, table)}"
-        for page in _stream(db, cur, query, prefix + table):
+        for page in dialect.stream(cur, query, prefix + table.name):
             digest.update(b"".join([r[0] for r in page]))
             count += len(page)
     return Checksum(projection=projection, checksum=digest.hexdigest(), rows=count)
 
 
-def _sep(db: ViewDb, code: int) -> str:
-    return f"chr({code})" if db.dialect == "postgresql" else f"char({code})"
-
-
 def differences(
-    db: ViewDb, live_cur: Cursor, rebuilt_cur: Cursor, table: str, limit: int = 5
+    db: ViewDb, live_cur: Cursor, rebuilt_cur: Cursor, table: Table, limit: int = 5
 ) -> list[Difference]:
     """The first rows (in key order) where live and rebuilt tables disagree (a merge join
     of two ordered streams, so memory stays flat)."""
@@ -150,14 +117,14 @@ def differences(
     while (a is not None or b is not None) and len(found) < limit:
         if b is None or (a is not None and a[0] < b[0]):
             assert a is not None
-            found.append(Difference(table=table, key=a[1], live=a[2], rebuilt=None))
+            found.append(Difference(table=table.name, key=a[1], live=a[2], rebuilt=None))
             a = next(live, None)
         elif a is None or b[0] < a[0]:
-            found.append(Difference(table=table, key=b[1], live=None, rebuilt=b[2]))
+            found.append(Difference(table=table.name, key=b[1], live=None, rebuilt=b[2]))
             b = next(rebuilt, None)
         else:
             if a[2] != b[2]:
-                found.append(Difference(table=table, key=a[1], live=a[2], rebuilt=b[2]))
+                found.append(Difference(table=table.name, key=a[1], live=a[2], rebuilt=b[2]))
             a, b = next(live, None), next(rebuilt, None)
     return found
 
@@ -167,7 +134,7 @@ def drop_projection(projector: Projector, prefix: str, tracking_name: str) -> No
     projector writing them starts from position 0."""
     db = projector.db
     with db.write() as cur:
-        for table in [*all_tables(), "meta"]:
+        for table in [*TABLES, "meta"]:
             cur.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
         cur.execute(
             db.q(f"DELETE FROM {projector.tracking_table} WHERE application_name = ?"),
@@ -306,10 +273,10 @@ class Replay:
     def _swap(self, cur: Cursor, db: ViewDb, projections: Sequence[str]) -> None:
         for projection in projections:
             for table in tables_of(projection):
-                cur.execute(f"DROP TABLE {LIVE}{table}")
-                cur.execute(f"ALTER TABLE {REBUILD}{table} RENAME TO {LIVE}{table}")
-                if db.dialect == "postgresql":
-                    cur.execute(f"ALTER INDEX {REBUILD}{table}_pkey RENAME TO {LIVE}{table}_pkey")
+                cur.execute(f"DROP TABLE {LIVE}{table.name}")
+                db.dialect.rename_table(cur, f"{REBUILD}{table.name}", f"{LIVE}{table.name}")
+            for retired in RETIRED.get(projection, ()):
+                cur.execute(f"DROP TABLE IF EXISTS {LIVE}{retired}")
         cur.execute(
             db.q(
                 f"INSERT INTO {LIVE}meta (name, value) VALUES (?, 1) ON CONFLICT (name) "

@@ -19,19 +19,22 @@ from typing import Any
 
 from eventsourcing.persistence import (
     InfrastructureFactory,
+    PersistenceError,
     Tracking,
     TrackingRecorder,
 )
 from eventsourcing.utils import Environment
 
-from projections.db import Cursor, ViewDb
-from projections.fold import fold_batch
-from projections.shapes import Changes
-from projections.tables import LIVE, ddl
-from projections.workingset import RowCache, WorkingSet
+from projections.fold.dispatch import Folded, fold_facts, fold_unprojectable
+from projections.fold.notifications import decode_stripe
+from projections.storage import sqltables
+from projections.storage.db import TRANSIENT, Cursor, ViewDb
+from projections.storage.prefetch import prefetch
+from projections.storage.tables import LIVE
+from projections.storage.workingset import Changes, RowCache, WorkingSet
 from subledger.ledger import Ledger
 from subledger.settings import Database, eventsourcing_env
-from subledger.store import LogEntry, ddl_lock
+from subledger.store import LogEntry, StoreUnavailableError, ddl_lock, decode_record
 
 log = logging.getLogger("subledger.projector")
 UPSTREAM = "Ledger"
@@ -49,15 +52,52 @@ def tracking_recorder(database: Database) -> TrackingRecorder:
     return recorder
 
 
-def tracking_table(recorder: TrackingRecorder, database: Database) -> str:
-    if database.kind == "sqlite":
-        return "tracking"
-    name: str = recorder.tracking_table_name  # type: ignore[attr-defined]
-    return f'"{database.schema}"."{name}"'
-
-
 class StaleProjectionError(RuntimeError):
     """Another writer moved the projection while a batch was being folded."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """A store failure (down, locked, moved under us): retried, never taken for a fact the
+    fold cannot apply. Anything else a fact causes is that fact's, and deterministic."""
+    return isinstance(
+        error,
+        (*TRANSIENT, PersistenceError, StoreUnavailableError, StaleProjectionError, MemoryError),
+    )
+
+
+def decode(entries: Sequence[LogEntry]) -> list[Folded]:
+    """Stored records back into facts, each with its Stripe object decoded once."""
+    folded = []
+    for n in entries:
+        record = decode_record(n.topic, n.state)
+        folded.append((n.id, record, decode_stripe(record)))
+    return folded
+
+
+def describe_failure(error: BaseException) -> str:
+    """Why a fact could not be applied, as its unprojectable row records it."""
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def record_unprojectable(ws: WorkingSet, entry: LogEntry, error: BaseException) -> int:
+    """Record in `ws` that `entry` cannot be applied; returns its receive time (0 when not
+    even the record decodes)."""
+    try:
+        record = decode_record(entry.topic, entry.state)
+    except Exception:  # noqa: BLE001 - then not even its kind is known
+        record = None
+    fold_unprojectable(ws, entry.id, record, describe_failure(error))
+    received: int = getattr(record, "received_at_ms", 0)
+    return received
+
+
+def fold_log(ws: WorkingSet, entries: Sequence[LogEntry]) -> list[int]:
+    """Decode, prefetch and fold a batch of the log into `ws`; returns the facts' receive
+    times. Raises whatever a fact the fold cannot apply raises."""
+    batch = decode(entries)
+    prefetch(ws, batch)
+    fold_facts(ws, batch)
+    return [record.received_at_ms for _, record, _ in batch]
 
 
 class Projector:
@@ -75,9 +115,9 @@ class Projector:
         self.tracking_name = tracking_name
         self.batch_size = batch_size
         self.db = ViewDb(ledger.database)
-        self.db.execute_script(ddl(prefix, self.db.dialect))
+        sqltables.create(self.db, prefix)
         self.recorder = tracking_recorder(ledger.database)
-        self.tracking_table = tracking_table(self.recorder, ledger.database)
+        self.tracking_table = self.db.dialect.tracking_table(self.recorder, ledger.database)
         self.cache = RowCache(cache_rows)
         self.wake = threading.Event()
         self._changed = threading.Condition()
@@ -139,16 +179,59 @@ class Projector:
 
     def apply(self, cur: Cursor, notifications: Sequence[LogEntry]) -> list[int]:
         """Fold `notifications` (in log order) into the tables and track the last one, inside
-        the caller's locked transaction; returns the facts' receive times (for lag)."""
-        ws = self.working_set(cur)
-        changes, received = self.fold(ws, notifications)
-        ws.write(changes)
+        the caller's locked transaction; returns the facts' receive times (for lag).
+
+        The fold is total: when a fact cannot be applied (a rule bug, a store that cannot
+        hold what it derives, a record an older version wrote), the batch is rolled back
+        and applied one fact at a time; each fact that fails alone is recorded as
+        unprojectable with its reason, and the projection moves on. A rebuild meets the same
+        facts in the same states and records the same. Store failures are raised (retried)."""
+        try:
+            received = self._apply_all(cur, notifications)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            log.warning(
+                "a fact in positions %s-%s cannot be applied: %s",
+                notifications[0].id,
+                notifications[-1].id,
+                describe_failure(error),
+            )
+            received = [self._apply_one(cur, n) for n in notifications]
         self.track(cur, notifications[-1].id)
         return received
 
+    def _apply_all(self, cur: Cursor, notifications: Sequence[LogEntry]) -> list[int]:
+        """Fold and write `notifications` under a savepoint (rolled back on failure, with
+        everything this process cached of them)."""
+        cur.execute("SAVEPOINT fold")
+        try:
+            changes, received = self.fold(self.working_set(cur), notifications)
+            sqltables.write(self.db, cur, self.prefix, changes)
+        except BaseException:
+            cur.execute("ROLLBACK TO SAVEPOINT fold")
+            self.cache.clear()
+            self.maybe_written = None
+            raise
+        cur.execute("RELEASE SAVEPOINT fold")
+        return received
+
+    def _apply_one(self, cur: Cursor, entry: LogEntry) -> int:
+        """Apply one fact, or record why it cannot be; returns its receive time."""
+        try:
+            return self._apply_all(cur, [entry])[0]
+        except Exception as error:
+            if is_transient(error):
+                raise
+            log.error("fact at position %s is unprojectable: %s", entry.id, describe_failure(error))
+            ws = self.working_set(cur)
+            received = record_unprojectable(ws, entry, error)
+            sqltables.write(self.db, cur, self.prefix, ws.prepare())
+            return received
+
     def fold(self, ws: WorkingSet, notifications: Sequence[LogEntry]) -> tuple[Changes, list[int]]:
         """Decode, prefetch and fold a batch; returns its encoded changes and receive times."""
-        received = fold_batch(ws, notifications)
+        received = fold_log(ws, notifications)
         return ws.prepare(), received
 
     def track(self, cur: Cursor, position: int) -> None:
@@ -164,9 +247,8 @@ class Projector:
     def working_set(self, cur: Cursor, overlay: dict[Any, Any] | None = None) -> WorkingSet:
         if self.maybe_written is not None and len(self.maybe_written) > MAX_TRACKED_KEYS:
             self.maybe_written = None  # bounded memory: fall back to asking the store
-        return WorkingSet(
-            self.db, cur, self.prefix, self.cache, overlay=overlay, maybe_written=self.maybe_written
-        )
+        source = sqltables.SqlTables(self.db, cur, self.prefix)
+        return WorkingSet(source, self.cache, overlay=overlay, maybe_written=self.maybe_written)
 
     def committed(self, position: int, count: int, received: list[int]) -> None:
         now_ms = time.time_ns() // 1_000_000
@@ -178,9 +260,26 @@ class Projector:
         self.on_commit(position)
 
     def catch_up(self) -> int:
-        """Apply everything in the log, pipelined: batch N+2 is read and N+1 folded while a
-        writer thread commits batch N (the store's work overlaps Python's). Batch N's rows
-        stay visible to N+1 through an overlay until N has committed."""
+        """Apply everything in the log; returns how many facts this call applied. A batch
+        holding a fact the fold cannot apply is left to `step`, which sets it apart."""
+        start = self.facts
+        while True:
+            try:
+                self._pipeline()
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                log.warning(
+                    "pipelined batch failed, applying it apart: %s", describe_failure(error)
+                )
+                self.step()
+                continue
+            return self.facts - start
+
+    def _pipeline(self) -> int:
+        """Batch N+2 is read and N+1 folded while a writer thread commits batch N (the
+        store's work overlaps Python's). Batch N's rows stay visible to N+1 through an
+        overlay until N has committed."""
         applied = self.step()
         if applied < self.batch_size:
             return applied
@@ -215,8 +314,7 @@ class Projector:
         with self.db.write() as cur:
             if self.stored_state(cur) != (start, self.generation):
                 raise StaleProjectionError(f"tables changed under the batch after {start}")
-            ws = WorkingSet(self.db, cur, self.prefix, self.cache)
-            ws.write(changes)
+            sqltables.write(self.db, cur, self.prefix, changes)
             self.track(cur, last)
         self.committed(last, len(received), received)
 

@@ -13,12 +13,9 @@ import subprocess
 import sys
 import threading
 
-from projections import native
 from subledger.settings import Settings
 
 log = logging.getLogger("subledger.projector")
-# Not settings but switches of which code runs: the child must run its parent's fold.
-INTERPRETER_SWITCHES = (native.SWITCH, native.DIRECTORY)
 
 
 class ChildProjector:
@@ -27,11 +24,7 @@ class ChildProjector:
         self.process: subprocess.Popen[bytes] | None = None
 
     def _environment(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("SUBLEDGER_") or k in INTERPRETER_SWITCHES
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
         env["SUBLEDGER_DATABASE_URL"] = self.settings.database.url
         if self.settings.database.kind == "postgresql":
             env["SUBLEDGER_DATABASE_SCHEMA"] = self.settings.database.schema

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from subledger.settings import Database
 from subledger.store import (
     LogEntry,
     StoreUnavailableError,
+    UnreadableRecord,
     build_decoders,
     ddl_lock,
     decode_record,
@@ -28,6 +30,7 @@ from subledger.store import (
     read_log,
 )
 
+log = logging.getLogger("subledger.ledger")
 APP_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in apps.APP_EVENT_CLASSES)
 
 
@@ -142,15 +145,26 @@ class Ledger(Application[uuid.UUID]):
         stop: int | None = None,
         topics: Sequence[str] = (),
         batch: int = 1000,
+        unreadable: bool = False,
     ) -> Iterator[tuple[int, Any]]:
-        """(position, decoded record) from `start` to `stop` (default: the current end)."""
+        """(position, decoded record) from `start` to `stop` (default: the current end). A
+        record that does not decode is skipped with a warning, or given as an
+        `UnreadableRecord` when `unreadable`: one damaged record must not stop a reader."""
         stop = self.last_position() if stop is None else stop
         while start <= stop:
             page = self.recorder.select_notifications(start, batch, stop=stop, topics=topics)
             if not page:
                 return
             for n in page:
-                yield n.id, decode_record(n.topic, n.state)
+                try:
+                    record = decode_record(n.topic, n.state)
+                except Exception as error:  # noqa: BLE001 - any decoding failure
+                    reason = f"{type(error).__name__}: {error}"
+                    log.warning("record at position %s is unreadable: %s", n.id, reason)
+                    if unreadable:
+                        yield n.id, UnreadableRecord(topic=n.topic, reason=reason)
+                    continue
+                yield n.id, record
             start = page[-1].id + 1
 
     # --- apps ------------------------------------------------------------------------

@@ -28,6 +28,13 @@ class LogEntry(NamedTuple):
     state: bytes
 
 
+class UnreadableRecord(msgspec.Struct, frozen=True):
+    """A stored record no fact class can read (written by another version, or damaged)."""
+
+    topic: str
+    reason: str
+
+
 class StoreUnavailableError(RuntimeError):
     """The event store did not answer in time (down, unreachable or locked)."""
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from projections.db import ViewDb
 from projections.replay import REBUILD_TRACKING, Replay, ReplayConflictError, drop_projection
 from projections.runner import Projector
-from projections.tables import REBUILD
+from projections.storage.db import ViewDb
+from projections.storage.tables import REBUILD
 from subledger.cli import main
 from subledger.identity import anonymous_id
 from subledger.sealing import fingerprint
@@ -100,16 +100,16 @@ def test_webhook_first_history_shows_the_wait(h: Harness) -> None:
     entries = history(h, keys, "user_123").json()["history"]
     waits = [e for e in entries if "waits for a token" in e["what_changed"]]
     assert len(waits) == 2
-    token_position = next(e["position"] for e in entries if e["kind"] == "token")
-    applied = [e["what_changed"] for e in entries if "applied at position" in e["what_changed"]]
-    assert applied == [
-        f"waited since position {w['position']} for a token, applied at position {token_position}"
+    [claim] = [e for e in entries if e["kind"] == "token"]  # one entry for the token's fact
+    assert [p["what_changed"] for p in claim["parts"][1:]] == [
+        f"waited since position {w['position']} for a token, applied at position "
+        f"{claim['position']}"
         for w in waits
     ]
-    # The token is where this customer's access starts: its entry says so (decision 45).
-    [claim] = [e for e in entries if e["what_changed"].startswith("user_123 now owns")]
-    assert claim["what_changed"].startswith(f"user_123 now owns {SUB}; subscription {SUB} ")
-    assert "access to pro runs until" in claim["what_changed"]
+    # The token is where this customer's access starts: its entry says so.
+    first = claim["parts"][0]["what_changed"]
+    assert first.startswith(f"user_123 now owns {SUB}; subscription {SUB} ")
+    assert "access to pro runs until" in first
     assert {"field": "status", "before": None, "after": "active"} in claim["changes"]
 
 
@@ -146,7 +146,10 @@ def test_transfer_histories(h: Harness, behavior: str, fragment: str) -> None:
     in_order(texts(h, keys, "other_2"), fragment)
     in_order(texts(h, keys, "user_123"), f"user_123 now owns {SUB}", fragment)
     recorded = [
-        e["ids"] for e in history(h, keys, "user_123").json()["history"] if "from" in e["ids"]
+        part["ids"]
+        for e in history(h, keys, "user_123").json()["history"]
+        for part in e["parts"]
+        if "from" in part["ids"]
     ]
     moved = behavior == "transfer"
     assert recorded == ([{"purchase": SUB, "from": "user_123", "to": "other_2"}] if moved else [])
@@ -505,12 +508,13 @@ def test_the_live_tables_keep_answering_during_a_rebuild(h: Harness) -> None:
     assert document() == expected
 
 
+@pytest.mark.tampers_read_models
 def test_replay_verify_names_only_rows_that_differ(
     h: Harness, settings: Settings, cli: Cli
 ) -> None:
-    """History keys hold positions: compared as the joined text, "…/10/0" came before
-    "…/9/0", so the merge of the two ordered streams named rows present on both sides as
-    missing (decision 45). A deleted row must be the one difference named."""
+    """History keys hold positions: compared as the joined text, "…/10" came before "…/9",
+    so the merge of the two ordered streams named rows present on both sides as missing.
+    A deleted row must be the one difference named."""
     keys = h.app()
     h.receipt(keys, "user_123", SUB)
     for n in range(12):  # the customer's history reaches two-digit positions
@@ -519,21 +523,23 @@ def test_replay_verify_names_only_rows_that_differ(
     db = ViewDb(settings.database)
     with db.write() as cur:
         cur.execute(
-            db.q("SELECT position FROM sl_history WHERE app_id = ? AND subject = ?"),
+            db.q("SELECT position FROM sl_history_subjects WHERE app_id = ? AND subject = ?"),
             (keys.app_id, "user_123"),
         )
         positions = sorted(row[0] for row in cur.fetchall())
         gone = max(p for p in positions if p < 10)
         assert max(positions) >= 10
         cur.execute(
-            db.q("DELETE FROM sl_history WHERE app_id = ? AND subject = ? AND position = ?"),
+            db.q(
+                "DELETE FROM sl_history_subjects WHERE app_id = ? AND subject = ? AND position = ?"
+            ),
             (keys.app_id, "user_123", gone),
         )
     db.close()
     code, out, _ = cli("replay", "--verify", "--json")
     assert code == 1
     [difference] = json.loads(out)["differences"]
-    assert difference["key"] == f"{keys.app_id}/user_123/{gone}/0"
+    assert difference["key"] == f"{keys.app_id}/user_123/{gone}"
     assert difference["live"] is None and difference["rebuilt"] is not None
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from projections.db import ViewDb
+from projections.storage.db import ViewDb
 from subledger.settings import parse_database_url
 from tests.conftest import fresh_postgres_url
 

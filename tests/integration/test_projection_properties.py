@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from projections.replay import Replay, drop_projection
 from projections.runner import UPSTREAM, Projector
-from projections.tables import LIVE
+from projections.storage.tables import LIVE
 from subledger.facts import Fact
 from subledger.settings import Database
 from tests.harness import FoldStore
@@ -144,7 +144,7 @@ def test_a_replay_applies_what_arrived_during_its_rebuild(
     """Facts that arrive after the rebuild caught up (the live projector applied them) are
     applied to the rebuilt tables under the lock, and their checksums must include them:
     they are read in the locked transaction, not apart from it."""
-    from projections.tables import REBUILD
+    from projections.storage.tables import REBUILD
 
     app_id = store.new_app(track_new_purchases=True)
     for k, body in enumerate(BODIES[:3]):
@@ -251,7 +251,7 @@ def test_checksums_are_sha256_of_the_rows_in_key_order(store: FoldStore) -> None
     import hashlib
 
     from projections.replay import checksum, rows
-    from projections.tables import LIVE, PROJECTIONS, tables_of
+    from projections.storage.tables import LIVE, PROJECTIONS, tables_of
 
     app_id = store.new_app()
     for k, user in enumerate(["user_é", "ユーザー", "user_\U0001f600", "plain"]):
@@ -262,7 +262,7 @@ def test_checksums_are_sha256_of_the_rows_in_key_order(store: FoldStore) -> None
         for projection in PROJECTIONS:
             digest, count = hashlib.sha256(), 0
             for table in tables_of(projection):
-                digest.update(f"\x00table:{table}\x00".encode())
+                digest.update(f"\x00table:{table.name}\x00".encode())
                 for _, key, value in rows(db, cur, LIVE, table):
                     digest.update(key.encode() + b"\x1f" + value.encode() + b"\x1e")
                     count += 1
@@ -276,8 +276,8 @@ def test_a_folded_batch_is_freed_without_the_cyclic_collector(store: FoldStore) 
     (decision 28), and a cycle would keep every batch's rows alive until it did."""
     import gc
 
-    from projections.fold import Fold
-    from projections.workingset import WorkingSet
+    from projections.fold.state import Batch
+    from projections.storage.workingset import WorkingSet
 
     app_id = store.new_app()
     store.ledger.record_new([token(app_id, T0)])
@@ -286,7 +286,7 @@ def test_a_folded_batch_is_freed_without_the_cyclic_collector(store: FoldStore) 
     gc.disable()
     try:
         store.projector.catch_up()
-        alive = [o for o in gc.get_objects() if isinstance(o, Fold | WorkingSet)]
+        alive = [o for o in gc.get_objects() if isinstance(o, Batch | WorkingSet)]
     finally:
         gc.enable()
     assert store.projector.position > 0

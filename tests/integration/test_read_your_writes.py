@@ -65,7 +65,7 @@ def test_a_lagging_projection_answers_503_and_keeps_the_token(
         assert customer is not None
         assert list(customer.ids) == ["user_123"]
         assert list(customer.purchases) == [SUB]
-        texts = [entry.text for _, entry in reader.history(keys.app_id, ["user_123"])]
+        texts = [entry.text for entry in reader.history(keys.app_id, ["user_123"])]
         assert texts == [
             f"user_123 now owns {SUB}",
             f"{SUB} already belongs to user_123: no change",

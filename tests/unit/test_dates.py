@@ -7,8 +7,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.documents import iso
-from projections.explain import when
+from projections.rules.dates import iso, when
 
 # 1900-01-01 .. 9999-12-31T23:59:59Z: every second a Stripe object or a receive time can hold
 SECONDS = st.integers(min_value=-2_208_988_800, max_value=253_402_300_799)

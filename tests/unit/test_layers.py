@@ -23,19 +23,79 @@ def modules(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.py"))
 
 
-def test_projections_never_import_http_or_cli() -> None:
-    for path in modules(ROOT / "projections"):
-        bad = {m for m in imports(path) if m.startswith(("subledger.http", "subledger.cli"))}
-        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+def module_name(path: Path) -> str:
+    relative = path.relative_to(ROOT / "src" if path.is_relative_to(ROOT / "src") else ROOT)
+    parts = list(relative.with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def graph(folder: Path) -> dict[str, set[str]]:
+    """Module → the modules of the project it imports (absolute imports only)."""
+    return {
+        module_name(path): {m for m in imports(path) if m.startswith(("subledger", "projections"))}
+        for path in modules(folder)
+    }
+
+
+# The service layer may use everything; nothing below it may use the service layer.
+SERVICE = ("subledger.service", "subledger.refunds", "subledger.childprojector")
+ENTRY_POINTS = ("subledger.http", "subledger.cli")
+# projections/, bottom to top: each layer imports only the layers before it (and itself).
+PROJECTION_LAYERS = (
+    ("projections.model", "projections.views"),
+    ("projections.rules",),
+    ("projections.fold",),
+    ("projections.storage",),
+    ("projections.runner", "projections.replay", "projections.reader", "projections.history"),
+)
+
+
+def layer_of(module: str) -> int:
+    for rank, layer in enumerate(PROJECTION_LAYERS):
+        if module.startswith(layer):
+            return rank
+    raise AssertionError(f"{module} is in no layer of projections/")
+
+
+def test_the_core_never_imports_projections_or_the_service_layer() -> None:
+    """facts, apps, stripe, store, ledger, settings …: what the write side records."""
+    for module, imported in graph(ROOT / "src" / "subledger").items():
+        if module.startswith((*SERVICE, *ENTRY_POINTS)):
+            continue
+        bad = {m for m in imported if m.startswith(("projections", *SERVICE, *ENTRY_POINTS))}
+        assert not bad, f"{module} imports {bad}"
+
+
+def test_projections_import_only_the_core_and_lower_layers() -> None:
+    for module, imported in graph(ROOT / "projections").items():
+        bad = {m for m in imported if m.startswith((*SERVICE, *ENTRY_POINTS))}
+        assert not bad, f"{module} imports {bad}"
+        for other in (m for m in imported if m.startswith("projections.")):
+            assert layer_of(other) <= layer_of(module), f"{module} imports {other} (a layer above)"
 
 
 def test_nothing_outside_the_entry_points_imports_http_or_cli() -> None:
-    for path in modules(ROOT / "src" / "subledger"):
-        relative = path.relative_to(ROOT / "src" / "subledger")
-        if relative.parts[0] in ("http", "cli"):
+    for module, imported in graph(ROOT / "src" / "subledger").items():
+        if module.startswith(ENTRY_POINTS):
             continue
-        bad = {m for m in imports(path) if m.startswith(("subledger.http", "subledger.cli"))}
-        assert not bad, f"{relative} imports {bad}"
+        bad = {m for m in imported if m.startswith(ENTRY_POINTS)}
+        assert not bad, f"{module} imports {bad}"
+
+
+def test_no_import_circle_in_projections() -> None:
+    """Steps of the fold are functions over the batch state, not objects that call back
+    into the fold: no module of projections/ reaches itself through its imports."""
+    found = graph(ROOT / "projections")
+    edges = {m: {i for i in imported if i in found} for m, imported in found.items()}
+    for start, direct in edges.items():
+        seen: set[str] = set()
+        todo = list(direct)
+        while todo:
+            module = todo.pop()
+            assert module != start, f"{start} imports itself through {sorted(seen)}"
+            if module not in seen:
+                seen.add(module)
+                todo.extend(edges[module])
 
 
 def reads_environment(path: Path) -> bool:
@@ -47,13 +107,10 @@ def reads_environment(path: Path) -> bool:
 
 def test_only_the_cli_entry_point_reads_the_environment() -> None:
     """Settings.from_env(environ) is the one parser; `subledger` hands it os.environ. The
-    child projector copies the environment for its process (PATH …) without SUBLEDGER_*.
-    The compiled-fold switch is read when `projections` is imported, before any settings
-    exist: like PYTHONPATH, it chooses which code runs, not how subledger behaves."""
+    child projector copies the environment for its process (PATH …) without SUBLEDGER_*."""
     allowed = {
         ROOT / "src" / "subledger" / "cli" / "__init__.py",
         ROOT / "src" / "subledger" / "childprojector.py",
-        ROOT / "projections" / "native.py",
     }
     for folder in (ROOT / "src" / "subledger", ROOT / "projections"):
         for path in modules(folder):
@@ -64,9 +121,14 @@ def test_only_the_cli_entry_point_reads_the_environment() -> None:
 def test_folds_have_no_clock_or_randomness() -> None:
     """Every module the fold's output depends on; only the machinery around it (the runner
     measuring lag, replay's progress, connections, the read side) may look at a clock."""
-    machinery = {"runner.py", "replay.py", "db.py", "reader.py", "native.py"}
-    pure = [p for p in modules(ROOT / "projections") if p.name not in machinery]
-    assert {"fold.py", "claims.py", "workingset.py", "appsettings.py"} <= {p.name for p in pure}
+    pure = [
+        *modules(ROOT / "projections" / "rules"),
+        *modules(ROOT / "projections" / "fold"),
+        ROOT / "projections" / "storage" / "workingset.py",
+        ROOT / "projections" / "storage" / "memory.py",
+        ROOT / "projections" / "storage" / "prefetch.py",
+    ]
+    assert {"dispatch.py", "claims.py", "workingset.py", "settings.py"} <= {p.name for p in pure}
     for path in pure:
         found = imports(path)
         assert not found & {"random", "datetime", "os", "secrets"}, path.name

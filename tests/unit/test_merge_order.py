@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections import purchases as rules
 from projections.model import Purchase
+from projections.rules import purchases as rules
 from subledger.stripe import objects
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
@@ -99,7 +99,7 @@ def test_the_latest_invoice_is_what_max_by_period_end_then_order_gives(
 ) -> None:
     """`_latest_invoice` (a plain loop, decision 42) keeps `max`'s rule, ties included."""
     from projections.model import InvoiceObs
-    from projections.subscriptions import _latest_invoice
+    from projections.rules.subscriptions import _latest_invoice
 
     found = {
         f"in_{n}": InvoiceObs(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from projections.model import Change, HistoryEntry
+from projections.model import Change, HistoryEntry, HistoryPart
 from projections.reader import CustomerHistory
 from subledger.cli.timeline import print_timeline
 from tests.terminal import Terminal, visible
@@ -23,10 +23,15 @@ def story(facts: int) -> CustomerHistory:
             position=10 + n,
             received_at_ms=(T + n) * 1000 + 250,
             kind="stripe:customer.subscription.updated",
-            text=f"subscription sub_A{n} active",
             created=T + n - 1,
-            ids={"event": f"evt_{n}", "purchase": f"sub_A{n}"},
-            changes=(Change(field="status", before="trialing", after="active"),),
+            event_id=f"evt_{n}",
+            parts=(
+                HistoryPart(
+                    text=f"subscription sub_A{n} active",
+                    ids={"purchase": f"sub_A{n}"},
+                    changes=(Change(field="status", before="trialing", after="active"),),
+                ),
+            ),
         )
         for n in range(facts)
     ]
@@ -106,7 +111,10 @@ def test_ids_and_texts_are_shown_as_they_are_not_as_markup(
     odd = ["a[/]b", "[red]vip", "joe:thumbs_up:"]
     entries = [
         HistoryEntry(
-            position=n, received_at_ms=T * 1000, kind="token", text=f"{user} now owns sub_X"
+            position=n,
+            received_at_ms=T * 1000,
+            kind="token",
+            parts=(HistoryPart(text=f"{user} now owns sub_X"),),
         )
         for n, user in enumerate(odd, start=1)
     ]

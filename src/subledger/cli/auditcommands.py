@@ -10,11 +10,12 @@ from typing import Any
 
 import msgspec
 
-from projections.history import history_document, iso_ms
+from projections.history import history_document
 from projections.reader import Reader
 from projections.replay import Replay, ReplayConflictError, ReplayResult
+from projections.rules.dates import iso_ms
 from projections.runner import StaleProjectionError
-from projections.tables import PROJECTIONS
+from projections.storage.tables import PROJECTIONS
 from subledger.apps import app_id_of
 from subledger.cli.output import add_json_flag, emit, fail
 from subledger.cli.progress import progress_reporter
@@ -22,6 +23,7 @@ from subledger.cli.timeline import print_timeline
 from subledger.ledger import Ledger, UnknownAppError
 from subledger.sealing import SealedSecret
 from subledger.settings import Settings
+from subledger.store import UnreadableRecord
 
 
 def register(commands: Any) -> None:
@@ -147,13 +149,17 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
     try:
         out.write("[" if args.json else "")
         stop = ledger.last_position()
-        for position, record in ledger.records(max(1, args.since), stop=stop):
-            if args.app and (getattr(record, "app_id", None) or _app_of(record)) != args.app:
+        skipped = _unprojectable(settings)
+        for position, record in ledger.records(max(1, args.since), stop=stop, unreadable=True):
+            if args.app and _app_of(record) not in (args.app, ""):
                 continue
             if args.limit and shown >= args.limit:
                 more_from = position
                 break
             row = _event_row(position, record, raw=args.raw)
+            if position in skipped:
+                row["unprojectable"] = skipped[position]
+                row["summary"] += f" — UNPROJECTABLE: {skipped[position]}"
             if args.json:
                 out.write(("," if shown else "") + msgspec.json.encode(row).decode())
             else:
@@ -184,7 +190,20 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _app_of(record: Any) -> str:
-    return app_id_of(record.originator_id)
+    """The app a record belongs to ("" for one that cannot be read)."""
+    if isinstance(record, UnreadableRecord):
+        return ""
+    return getattr(record, "app_id", None) or app_id_of(record.originator_id)
+
+
+def _unprojectable(settings: Settings) -> dict[int, str]:
+    """Position → why the fold could not apply the fact there."""
+    reader = Reader(settings.database)
+    try:
+        _, found = reader.unprojectable(limit=100_000)
+    finally:
+        reader.close()
+    return {u.position: u.reason for u in found}
 
 
 def _event_row(position: int, record: Any, *, raw: bool) -> dict[str, Any]:
@@ -193,13 +212,14 @@ def _event_row(position: int, record: Any, *, raw: bool) -> dict[str, Any]:
     body = fields.pop("body", None)
     fields.pop("originator_version", None)
     app_id = fields.pop("app_id", None) or _app_of(record)
+    received = fields.pop("received_at_ms", None)
     row: dict[str, Any] = {
         "position": position,
-        "received_at": iso_ms(fields.pop("received_at_ms")),
+        "received_at": iso_ms(received) if received is not None else None,
         "kind": f"stripe:{record.type}" if kind == "stripe" else kind,
         "app_id": app_id,
         "fact": type(record).__name__,
-        "id": str(fields.pop("originator_id")),
+        "id": str(fields.pop("originator_id", "")),
         "summary": _summary(record),
         "fields": _without_secrets(msgspec.to_builtins(fields)),
     }
@@ -230,6 +250,7 @@ def _summary(record: Any) -> str:
         ("event_id", "type"),
         ("app_user_id", "fetch_token"),
         ("request", "status"),
+        ("topic", "reason"),
         ("name",),
     ):
         if all(hasattr(record, n) for n in names):

@@ -9,9 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from projections.documents import iso
-from projections.history import iso_ms
 from projections.reader import CustomerHistory
+from projections.rules.dates import iso, iso_ms
 
 
 def _ids(ids: dict[str, str], sep: str = " ") -> str:

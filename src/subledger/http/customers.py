@@ -10,7 +10,7 @@ import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromPath
 
-from projections.documents import empty_subscriber
+from projections.rules.documents import empty_subscriber
 from subledger.attributes import split_valid
 from subledger.facts import AttributesPosted, AttributeValue, Fact, new_id
 from subledger.http import errors

@@ -34,6 +34,7 @@ async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
         else await anyio.to_thread.run_sync(service.reader.projection_state)
     )
     projection["mode"] = service.settings.projector_mode
+    projection |= await anyio.to_thread.run_sync(service.reader.unprojectable_state)
     return {
         "status": "ready",
         "store": service.settings.database.kind,

@@ -235,3 +235,26 @@ def object_kind(body: bytes) -> str:
         return _kind.decode(body).object
     except msgspec.DecodeError:
         return ""
+
+
+class _Named(msgspec.Struct, frozen=True, gc=False):
+    id: str = ""
+
+
+class _NamedData(msgspec.Struct, frozen=True, gc=False):
+    object: _Named = _Named()
+
+
+class _NamedEvent(msgspec.Struct, frozen=True, gc=False):
+    data: _NamedData = _NamedData()
+
+
+_named_event = msgspec.json.Decoder(_NamedEvent)
+
+
+def lenient_object_id(body: bytes) -> str:
+    """`data.object.id` of an event body, or "" when the body does not have one."""
+    try:
+        return _named_event.decode(body).data.object.id
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return ""

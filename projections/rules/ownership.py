@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from projections.model import AppState, Attribute, Customer
+from projections.model import AppState, Attribute, Customer, Purchase
 from subledger.facts import AttributeValue
 from subledger.identity import anonymous_id, is_anonymous, is_valid_app_user_id
 
@@ -40,6 +40,27 @@ def detect_owner(
             if found and is_valid_app_user_id(found):
                 return found, f"{source} metadata[{app.metadata_key}]"
     return anonymous_id(app_id, key), "an anonymous id"
+
+
+def detect_purchase_owner(app: AppState, app_id: str, p: Purchase) -> tuple[str, str]:
+    """The owner detection gives purchase `p`. The subscription's metadata is taken from its
+    oldest snapshot naming a valid user (not the newest): an update that clears the
+    metadata must give the same owner whether it arrived before `created` (and waited)
+    or after it (decision 45)."""
+    latest = p.subs[-1] if p.subs else None
+    session = p.session
+    naming = next(
+        (o for o in p.subs if is_valid_app_user_id(o.metadata.get(app.metadata_key, ""))),
+        latest,
+    )
+    return detect_owner(
+        app,
+        app_id,
+        p.key,
+        customer=(latest.customer if latest else None) or (session.customer if session else None),
+        subscription_metadata=naming.metadata if naming else {},
+        session_metadata=session.metadata if session else {},
+    )
 
 
 def decide(
@@ -141,3 +162,39 @@ def apply_attributes(
             attributes[key] = Attribute(value=value, updated_at_ms=at)
             deleted.pop(key, None)
     return msgspec.structs.replace(c, attributes=attributes, deleted=deleted), changed
+
+
+def outcome_text(
+    outcome: str, app_user_id: str, key: str, owner: Customer | None, behavior: str
+) -> str:
+    """The sentence for a claim, naming the owner as it was before the claim."""
+    holder = ", ".join(owner.ids) if owner else "nobody"
+    return {
+        OWNED: f"{app_user_id} now owns {key}",
+        UNCHANGED: f"{key} already belongs to {app_user_id}: no change",
+        ALIASED: f"owner {holder} aliased with {app_user_id} (anonymous owner: no transfer)",
+        TRANSFERRED: f"{key} transferred to {app_user_id}",
+        REFUSED: f"transfer refused by {behavior}: {key} stays with {holder}",
+    }[outcome]
+
+
+def is_placeholder(c: Customer, detected: str, key: str) -> bool:
+    """Only the id detection gave `key`'s purchase: no other id, purchase, attribute or
+    deletion has made it a customer of its own."""
+    return (
+        c.ids == (detected,)
+        and c.purchases == (key,)
+        and c.owned == (key,)
+        and not c.attributes
+        and not c.deleted
+    )
+
+
+def creates_identity(p: Purchase, app: AppState) -> bool:
+    """Could this snapshot name the user behind an anonymous, notification-created owner?"""
+    return (
+        p.known_by == "tracking"
+        and p.owner is not None
+        and is_anonymous(p.owner)
+        and app.detection != "anonymous"
+    )

@@ -10,36 +10,23 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import msgspec
-
-from projections.model import Payments, Purchase
-from projections.purchases import invoice_subscription
-from projections.tables import APPS, CUSTOMERS, LINKS, PAYMENTS, PURCHASES, USERS
-from projections.workingset import WorkingSet
-from subledger import apps
-from subledger.facts import (
-    AttributesPosted,
-    NotificationReceived,
-    StripeObjectRead,
-    TokenPosted,
+from projections.model import (
+    APPS,
+    CUSTOMERS,
+    LINKS,
+    PAYMENTS,
+    PURCHASES,
+    USERS,
+    Payments,
+    Purchase,
 )
+from projections.rules.purchases import invoice_subscription
+from projections.storage.workingset import WorkingSet
+from subledger import apps
+from subledger.facts import AttributesPosted, TokenPosted
 from subledger.stripe import objects
 
 Wanted = defaultdict[tuple[str, str], set[str]]  # (table, app_id) → ids
-
-
-def decode_stripe(record: Any) -> Any:
-    """The Stripe object a fact carries (None for other facts or unreadable bodies)."""
-    try:
-        if isinstance(record, NotificationReceived):
-            return objects.decode_event_object(record.type, record.body)
-        if isinstance(record, StripeObjectRead) and record.status == 200:
-            kind = objects.object_kind(record.body)
-            if kind in ("subscription", "checkout.session", "invoice", "charge"):
-                return objects.decode_api_object(kind, record.body)
-    except msgspec.ValidationError:
-        return None
-    return None
 
 
 def prefetch(ws: WorkingSet, batch: list[tuple[int, Any, Any]]) -> None:

@@ -1,15 +1,12 @@
-"""The msgspec shapes the compiled fold modules build (docs/decisions.md, 40).
+"""What the rules derive from rows: a purchase's view, and the customer document (SPEC 8).
 
-mypyc compiles the fold's modules but drops the class keywords of the `msgspec.Struct`
-subclasses defined in them (`frozen`, `gc`, `kw_only`), so every struct lives in a module
-it does not compile: row structs in model.py, the rest here.
+Like model.py (the stored rows), only types live here; the rules that make them live in
+`projections/rules/`.
 """
 
 from __future__ import annotations
 
 import msgspec
-
-Key = tuple[str, str, str]  # (table, app_id, id)
 
 
 class SubscriptionView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -86,16 +83,3 @@ class Subscriber(msgspec.Struct, frozen=True, gc=False):
     non_subscriptions: dict[str, list[NonSubscriptionEntry]]
     other_purchases: dict[str, object]
     subscriber_attributes: dict[str, AttributeEntry]
-
-
-class Changes(msgspec.Struct):
-    """One batch's writes, encoded: what a writer (maybe another thread) applies."""
-
-    upserts: dict[str, list[tuple[str, str, bytes]]]  # JSON as UTF-8
-    deletes: dict[str, list[tuple[str, str]]]
-    history: list[tuple[str, str, int, int, bytes]]
-    values: dict[Key, bytes | None]  # encoded, for readers while the write is in flight
-
-    @property
-    def size(self) -> int:
-        return len(self.values) + len(self.history)

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from projections.documents import iso, minute_of_day
 from projections.model import Change
-from projections.shapes import SubscriptionView
+from projections.rules.dates import iso, when
+from projections.views import SubscriptionView
 
 _FIELDS = (
     "status",
@@ -27,11 +27,6 @@ _TIMES = {
     "billing_issues_detected_at",
     "refunded_at",
 }
-
-
-def when(seconds: int | None) -> str:
-    """ "2026-11-01 09:00 UTC" (as strftime's "%Y-%m-%d %H:%M UTC"), or "never"."""
-    return "never" if seconds is None else f"{minute_of_day(seconds)} UTC"
 
 
 def _text(field: str, value: object) -> str | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from itertools import pairwise
 
 from projections.model import InvoiceObs, Purchase, SubObs
-from projections.purchases import TERMINAL
-from projections.shapes import OneTimeView, SubscriptionView
+from projections.rules.purchases import TERMINAL
+from projections.views import OneTimeView, SubscriptionView
 
 # `paused` (a trial that ended without a payment method, under Stripe's pause behaviour)
 # stops service until the subscription resumes: it ends access too (decision 45).

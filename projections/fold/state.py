@@ -1,0 +1,200 @@
+"""The state of one batch: the rows it reads and writes (behind `Rows`), the customers whose
+documents it must rebuild, and the history entry of the fact being applied.
+
+Deterministic by construction: a step reads only the fact, its context and these rows (no
+clock, no randomness, no environment); time comes from the fact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import msgspec
+
+from projections.model import (
+    APPS,
+    CUSTOMERS,
+    DOCUMENTS,
+    LINKS,
+    PAYMENTS,
+    PURCHASES,
+    USERS,
+    AppState,
+    Change,
+    Customer,
+    HistoryEntry,
+    HistoryPart,
+    Payments,
+    Purchase,
+    Transfer,
+)
+from projections.rules.documents import build_subscriber
+from projections.rules.subscriptions import subscription_view
+from projections.views import SubscriptionView
+
+_part_key = msgspec.json.Encoder(order="deterministic")
+
+
+class Rows(Protocol):
+    """Where a batch's rows live: a SQL working set, or memory in unit tests."""
+
+    def get(self, table: str, app_id: str, row_id: str) -> Any:
+        """The row's value, or None when there is none."""
+
+    def put(self, table: str, app_id: str, row_id: str, value: Any) -> None:
+        """Set the row (None deletes it)."""
+
+    def ids(self, table: str, app_id: str) -> list[str]:
+        """Every row id of one app in a table, sorted."""
+
+    def add_history(
+        self, app_id: str, entry: HistoryEntry, subjects: dict[str, tuple[int, ...]]
+    ) -> None:
+        """Append one fact's history entry, and for each subject the indexes of the parts
+        about it (never read back by the fold)."""
+
+
+class Context(msgspec.Struct, frozen=True, gc=False):
+    """Where a fact sits in the log: what its history entry carries."""
+
+    app_id: str
+    position: int
+    received_at_ms: int
+    kind: str
+    created: int | None
+    event_id: str | None = None
+
+
+class Batch:
+    """What one batch of facts reads and writes; steps are functions that take it."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        self.touched: set[tuple[str, str]] = set()  # customers whose document to rebuild
+        self._views: dict[int, tuple[Purchase, SubscriptionView | None]] = {}
+        self._parts: dict[bytes, tuple[int, HistoryPart]] = {}  # this fact's, by their JSON
+        self._subjects: dict[str, list[int]] = {}  # subject → indexes of its parts
+
+    # --- rows --------------------------------------------------------------------------
+
+    def app(self, app_id: str) -> AppState:
+        found: AppState | None = self.rows.get(APPS, app_id, "")
+        return found or AppState()
+
+    def purchase(self, app_id: str, key: str) -> Purchase | None:
+        found: Purchase | None = self.rows.get(PURCHASES, app_id, key)
+        return found
+
+    def customer(self, app_id: str, customer_id: str) -> Customer | None:
+        found: Customer | None = self.rows.get(CUSTOMERS, app_id, customer_id)
+        return found
+
+    def customer_of(self, app_id: str, app_user_id: str | None) -> Customer | None:
+        if app_user_id is None:
+            return None
+        customer_id = self.rows.get(USERS, app_id, app_user_id)
+        return None if customer_id is None else self.customer(app_id, customer_id)
+
+    def linked(self, app_id: str, session_id: str) -> str | None:
+        """The subscription a subscription-mode Checkout Session created, once known."""
+        found: str | None = self.rows.get(LINKS, app_id, session_id)
+        return found
+
+    def payments(self, app_id: str, customer_key: str) -> Payments:
+        found: Payments | None = self.rows.get(PAYMENTS, app_id, customer_key)
+        return found or Payments()
+
+    def save_purchase(self, app_id: str, p: Purchase) -> None:
+        self.rows.put(PURCHASES, app_id, p.key, p)
+        owner = self.customer_of(app_id, p.owner)
+        if owner is not None:
+            self.touched.add((app_id, owner.id))
+
+    def save_customer(self, app_id: str, c: Customer) -> None:
+        self.rows.put(CUSTOMERS, app_id, c.id, c)
+        for app_user_id in c.ids:
+            if self.rows.get(USERS, app_id, app_user_id) != c.id:
+                self.rows.put(USERS, app_id, app_user_id, c.id)
+        self.touched.add((app_id, c.id))
+
+    def drop_customer(self, app_id: str, customer_id: str, *, user_too: bool = False) -> None:
+        """Delete a customer (merged into another, or a placeholder that goes); its
+        document goes with it when the batch finishes."""
+        self.rows.put(CUSTOMERS, app_id, customer_id, None)
+        if user_too:
+            self.rows.put(USERS, app_id, customer_id, None)
+        self.touched.add((app_id, customer_id))
+
+    # --- views -------------------------------------------------------------------------
+
+    def view(self, p: Purchase | None) -> SubscriptionView | None:
+        """The subscription a customer sees: none while nobody owns the purchase."""
+        return self.subscription_view(p) if p is not None and p.owner else None
+
+    def subscription_view(self, p: Purchase) -> SubscriptionView | None:
+        """Views of unchanged purchases are computed once per batch (purchases are frozen)."""
+        cached = self._views.get(id(p))
+        if cached is not None and cached[0] is p:
+            return cached[1]
+        view = subscription_view(p)
+        self._views[id(p)] = (p, view)
+        return view
+
+    # --- history -----------------------------------------------------------------------
+
+    def note(
+        self,
+        subjects: list[str],
+        text: str,
+        ids: dict[str, str],
+        changes: tuple[Change, ...] = (),
+        transfer: Transfer | None = None,
+    ) -> None:
+        """One thing the current fact did, filed under each non-empty subject. The same
+        part for many subjects is kept once (a new entitlement mapping touches every
+        customer holding a product: one part, not one per customer)."""
+        named = [subject for subject in subjects if subject]
+        if not named:
+            return
+        part = HistoryPart(text=text, ids=ids, changes=changes, transfer=transfer)
+        key = _part_key.encode(part)
+        found = self._parts.get(key)
+        if found is None:
+            found = self._parts[key] = (len(self._parts), part)
+        for subject in named:
+            indexes = self._subjects.setdefault(subject, [])
+            if found[0] not in indexes:
+                indexes.append(found[0])
+
+    def end_fact(self, ctx: Context) -> None:
+        """Write the fact's history entry: everything it did, once (SPEC 9)."""
+        if self._subjects:
+            entry = HistoryEntry(
+                position=ctx.position,
+                received_at_ms=ctx.received_at_ms,
+                kind=ctx.kind,
+                created=ctx.created,
+                event_id=ctx.event_id,
+                parts=tuple(part for _, part in self._parts.values()),
+            )
+            subjects = {subject: tuple(i) for subject, i in self._subjects.items()}
+            self.rows.add_history(ctx.app_id, entry, subjects)
+        self._parts.clear()
+        self._subjects.clear()
+
+    # --- documents ---------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Rebuild the documents of every customer this batch touched."""
+        for app_id, customer_id in sorted(self.touched):
+            customer = self.customer(app_id, customer_id)
+            if customer is None:
+                self.rows.put(DOCUMENTS, app_id, customer_id, None)
+                continue
+            owned = [self.purchase(app_id, key) for key in customer.purchases]
+            doc = build_subscriber(
+                customer, [p for p in owned if p], self.app(app_id), self.subscription_view
+            )
+            self.rows.put(DOCUMENTS, app_id, customer_id, doc)
+        self.touched.clear()
+        self._views.clear()
