@@ -11,7 +11,6 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-COPY projections ./projections
 RUN python -m venv /opt/subledger \
  && HATCH_BUILD_HOOK_ENABLE_MYPYC=1 /opt/subledger/bin/pip install --no-cache-dir . \
  && /opt/subledger/bin/python -c "import projections.fold.dispatch as d; assert not d.__file__.endswith('.py'), 'pure fold'"

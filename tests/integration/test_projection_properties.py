@@ -1,12 +1,13 @@
-"""Properties of the fold on real stores: arrival order and rebuilds never change the result."""
+"""Properties of the projector on real stores: rebuilds, restarts, concurrent projectors and
+replays never change the result. Arrival order is a property of the fold, tested in
+memory with thousands of examples (tests/unit/test_fold_properties.py); every store of
+these tests is compared with that fold byte for byte (tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from projections.replay import Replay, drop_projection
 from projections.runner import UPSTREAM, Projector
@@ -45,26 +46,6 @@ def test_reference_document_has_the_scenario(store: FoldStore) -> None:
     doc = document_after(store, list(range(6)), 0)
     assert doc is not None
     assert '"expires_date":"2026-10-11T10:11:00Z"' in doc
-
-
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(order=st.permutations(range(6)))
-def test_any_order_after_the_token_gives_the_same_document(
-    store: FoldStore, order: list[int]
-) -> None:
-    assert document_after(store, list(order), 0) == document_after(store, list(range(6)), 0)
-
-
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(order=st.permutations(range(6)), token_at=st.integers(0, 6))
-def test_notifications_waiting_for_the_token_give_the_same_document(
-    store: FoldStore, order: list[int], token_at: int
-) -> None:
-    assert document_after(store, list(order), token_at) == document_after(store, list(range(6)), 0)
 
 
 def test_rebuild_from_empty_tables_matches_live(store: FoldStore) -> None:

@@ -86,7 +86,7 @@ def unseen(doc: bytes | None) -> dict[str, Any] | None:
 SCENARIO = scenario_bodies()
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(order=st.permutations(range(6)), token_at=st.integers(0, 6))
 def test_any_order_of_the_scenario_with_the_token_anywhere_gives_one_document(
     order: list[int], token_at: int
@@ -111,7 +111,7 @@ TRACKED = [
 ]
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     order=st.permutations(range(len(TRACKED))),
     token_at=st.sampled_from([None, 0, len(TRACKED)]),
@@ -148,7 +148,7 @@ REFUNDED = [
 ]
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(order=st.permutations(range(len(REFUNDED))), token_at=st.integers(0, len(REFUNDED)))
 def test_a_refund_is_linked_to_its_invoice_whatever_arrived_first(
     order: list[int], token_at: int
@@ -225,7 +225,7 @@ def logs(draw: st.DrawFn) -> MemoryLog:
     return log
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(log=logs(), batch_size=st.integers(1, 6))
 def test_a_rebuild_in_any_batch_size_writes_the_same_bytes(log: MemoryLog, batch_size: int) -> None:
     assert log.fold(batch_size=batch_size).rows() == log.fold(batch_size=1000).rows()

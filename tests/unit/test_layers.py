@@ -24,7 +24,7 @@ def modules(folder: Path) -> list[Path]:
 
 
 def module_name(path: Path) -> str:
-    relative = path.relative_to(ROOT / "src" if path.is_relative_to(ROOT / "src") else ROOT)
+    relative = path.relative_to(ROOT / "src")
     parts = list(relative.with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -67,7 +67,7 @@ def test_the_core_never_imports_projections_or_the_service_layer() -> None:
 
 
 def test_projections_import_only_the_core_and_lower_layers() -> None:
-    for module, imported in graph(ROOT / "projections").items():
+    for module, imported in graph(ROOT / "src" / "projections").items():
         bad = {m for m in imported if m.startswith((*SERVICE, *ENTRY_POINTS))}
         assert not bad, f"{module} imports {bad}"
         for other in (m for m in imported if m.startswith("projections.")):
@@ -85,7 +85,7 @@ def test_nothing_outside_the_entry_points_imports_http_or_cli() -> None:
 def test_no_import_circle_in_projections() -> None:
     """Steps of the fold are functions over the batch state, not objects that call back
     into the fold: no module of projections/ reaches itself through its imports."""
-    found = graph(ROOT / "projections")
+    found = graph(ROOT / "src" / "projections")
     edges = {m: {i for i in imported if i in found} for m, imported in found.items()}
     for start, direct in edges.items():
         seen: set[str] = set()
@@ -112,7 +112,7 @@ def test_only_the_cli_entry_point_reads_the_environment() -> None:
         ROOT / "src" / "subledger" / "cli" / "__init__.py",
         ROOT / "src" / "subledger" / "childprojector.py",
     }
-    for folder in (ROOT / "src" / "subledger", ROOT / "projections"):
+    for folder in (ROOT / "src" / "subledger", ROOT / "src" / "projections"):
         for path in modules(folder):
             if path not in allowed:
                 assert not reads_environment(path), path.relative_to(ROOT)
@@ -122,11 +122,11 @@ def test_folds_have_no_clock_or_randomness() -> None:
     """Every module the fold's output depends on; only the machinery around it (the runner
     measuring lag, replay's progress, connections, the read side) may look at a clock."""
     pure = [
-        *modules(ROOT / "projections" / "rules"),
-        *modules(ROOT / "projections" / "fold"),
-        ROOT / "projections" / "storage" / "workingset.py",
-        ROOT / "projections" / "storage" / "memory.py",
-        ROOT / "projections" / "storage" / "prefetch.py",
+        *modules(ROOT / "src" / "projections" / "rules"),
+        *modules(ROOT / "src" / "projections" / "fold"),
+        ROOT / "src" / "projections" / "storage" / "workingset.py",
+        ROOT / "src" / "projections" / "storage" / "memory.py",
+        ROOT / "src" / "projections" / "storage" / "prefetch.py",
     ]
     assert {"dispatch.py", "claims.py", "workingset.py", "settings.py"} <= {p.name for p in pure}
     for path in pure:
