@@ -28,7 +28,7 @@ from tests.conftest import REPO, unavailable
 from tests.samples import notification, session_event, subscription_created, token
 
 sys.path.insert(0, str(REPO / "scripts" / "bench"))
-from factgen import generate
+from benchlib.facts import generate
 
 
 def require_compiled() -> None:
