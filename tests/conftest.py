@@ -19,7 +19,6 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL = os.environ.get("SUBLEDGER_TEST_DATABASE_URL", "").strip() or DEFAULT_PG
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parent.parent
-STRIPE_SAMPLES = REPO / "tests" / "fixtures"
 
 
 def _pg_problem() -> str | None:

@@ -3,8 +3,7 @@
 Same route, same raw-body read, the same `verify` and `decode_envelope` as subledger, then one
 `INSERT … ON CONFLICT DO NOTHING` committed on its own (a duplicate answers duplicate:true),
 nothing else: no event sourcing, no group commit. Served like `subledger serve`
-(`uvicorn.run(app, host, port, log_config=None, access_log=False)`) unless --server says
-otherwise (the ASGI comparison uses that).
+(`uvicorn.run(app, host, port, log_config=None, access_log=False)`).
 
 Environment:
   BENCH_DATABASE_URL    sqlite:////abs/path.db or postgresql://…/db?schema=NAME
@@ -14,8 +13,7 @@ Environment:
                         async-tx (BEGIN/INSERT/COMMIT), thread (sync ConnectionPool in a thread)
   BENCH_PG_POOL         pool size (default 8)
 
-Run: python scripts/bench/baseline_app.py --port N [--app baseline|trivial|subledger]
-         [--server uvicorn|uvicorn-h11|uvicorn-fast|granian]
+Run by scripts/bench/ingest: python scripts/bench/baseline_app.py --port N
 """
 
 from __future__ import annotations
@@ -255,71 +253,15 @@ def create_app() -> Litestar:
     )
 
 
-@post("/v1/incoming-webhooks/stripe/{app_id:str}", status_code=200)
-async def trivial_receive(
-    app_id: FromPath[str], request: Request[Any, Any, Any]
-) -> Response[bytes]:
-    await request.body()
-    answer = msgspec.json.encode({"received": True, "id": app_id, "duplicate": False})
-    return Response(answer, status_code=200, media_type=MediaType.JSON)
-
-
-def create_trivial_app() -> Litestar:
-    """Same route, reads the body and answers 200: the server + framework floor."""
-    return Litestar(route_handlers=[trivial_receive, health], debug=False)
-
-
-def create_subledger_app() -> Litestar:
-    """subledger itself from SUBLEDGER_* variables, for servers other than `subledger serve`."""
-    from subledger import logs
-    from subledger.http.app import create_app as create_subledger
-    from subledger.settings import Settings
-
-    settings = Settings.from_env(os.environ)
-    logs.configure(settings.log_level)
-    return create_subledger(settings)
-
-
-FACTORIES = {
-    "baseline": "create_app",
-    "trivial": "create_trivial_app",
-    "subledger": "create_subledger_app",
-}
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--app", choices=sorted(FACTORIES), default="baseline")
-    parser.add_argument(
-        "--server", choices=["uvicorn", "uvicorn-h11", "uvicorn-fast", "granian"], default="uvicorn"
-    )
     args = parser.parse_args(argv)
     tune_runtime()  # the same interpreter settings as `subledger serve`
-    factory = FACTORIES[args.app]
-    if args.server == "granian":
-        from granian import Granian  # type: ignore[import-not-found]
-
-        Granian(
-            f"baseline_app:{factory}",
-            address=args.host,
-            port=args.port,
-            interface="asgi",
-            workers=1,
-            factory=True,
-            log_access=False,
-        ).serve()
-        return 0
     import uvicorn
 
-    options: dict[str, Any] = {}
-    if args.server == "uvicorn-h11":
-        options = {"http": "h11", "loop": "asyncio"}
-    elif args.server == "uvicorn-fast":
-        options = {"http": "httptools", "loop": "uvloop"}
-    app = globals()[factory]()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, **options)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 

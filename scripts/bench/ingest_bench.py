@@ -5,7 +5,8 @@ variant (baseline / before: SUBLEDGER_INGEST_MAX_GROUP=1 / after: group commit /
 the projector external), it starts the real server process, drives it with wrk over loopback
 with distinct pre-signed events (peak, closed loop), then with an open-loop client at half the
 measured peak (p50/p99 at a fixed rate), and checks that the stored rows match the 200
-non-duplicate answers. Run it as `scripts/bench/ingest` from the repository root.
+non-duplicate answers. PostgreSQL: SUBLEDGER_BENCH_DATABASE_URL, else
+SUBLEDGER_TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/test.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import secrets
-import shlex
 import shutil
 import signal
 import subprocess
@@ -26,8 +25,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import benchlib
-from benchlib import HERE, EventFactory, OpenLoopResult, Server, WrkResult, log
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "scripts" / "bench"), str(ROOT)]
+
+from benchlib import load, machine, source, stores, webhooks  # noqa: E402
+from benchlib.load import OpenLoopResult, WrkResult  # noqa: E402
+from benchlib.machine import log  # noqa: E402
+from benchlib.webhooks import EventFactory  # noqa: E402
+
+from tests.serverprocess import Server, free_port, serve_argv, start  # noqa: E402
+
+HERE = ROOT / "scripts" / "bench"
 
 VARIANTS = {
     "baseline": "baseline (verify + INSERT/COMMIT)",
@@ -59,13 +67,12 @@ class Plan:
     warmup_s: float
     duration_s: float
     half_duration_s: float
-    pg_url: str
     pg_mode: str
     pg_pool: int
     tmp: Path
     quiet_wait_s: float = 120.0
     retries: int = 1
-    schemas: list[str] = field(default_factory=list)
+    stores: list[str] = field(default_factory=list)  # URLs to drop at the end
 
 
 @dataclass
@@ -75,9 +82,7 @@ class Target:
     server: Server
     app_id: str
     secret: str
-    kind: str
-    location: str  # SQLite path or PostgreSQL base URL
-    schema: str
+    url: str
     table: str
 
     @property
@@ -85,7 +90,7 @@ class Target:
         return {"host": "127.0.0.1", "port": self.server.port, "app_id": self.app_id}
 
     def rows(self) -> int:
-        return benchlib.count_rows(self.kind, self.location, self.table, self.schema)
+        return stores.count_rows(self.url, self.table)
 
     def settle(self, timeout_s: float = 15.0) -> int:
         """Wait until requests still queued from a finished run are stored; the row count."""
@@ -101,50 +106,27 @@ class Target:
 
     @property
     def has_xmin(self) -> bool:
-        return self.kind == "postgresql" and self.table == "ledger_events"
+        return self.url.startswith("postgresql") and self.table == "ledger_events"
 
     def position(self) -> int:
-        if not self.has_xmin:
-            return 0
-        return benchlib.pg_max_position(self.location, self.schema, self.table)
+        return stores.log_position(self.url) if self.has_xmin else 0
 
     def commits_since(self, position: int) -> dict[str, int]:
         """Facts and the transactions that wrote them (PostgreSQL subledger only, via xmin)."""
         if not self.has_xmin:
             return {}
-        facts, commits = benchlib.pg_transactions(self.location, self.schema, self.table, position)
+        facts, commits = stores.commits_since(self.url, position)
         return {"facts": facts, "commits": commits}
-
-
-def _create_app(url: str, secret: str) -> str:
-    from subledger.apps import AppConfig
-    from subledger.ledger import Ledger
-    from subledger.settings import parse_database_url
-
-    ledger = Ledger(parse_database_url(url))
-    try:
-        app, _, _ = ledger.create_app(
-            "bench", AppConfig(signature_tolerance_s=86400), webhook_secrets=[secret]
-        )
-    finally:
-        ledger.close()
-    return app.app_id
 
 
 def start_target(store: str, variant: str, plan: Plan) -> Target:
     secret = "whsec_bench" + secrets.token_hex(16)
-    port = benchlib.free_port()
-    if store == "sqlite":
-        path = plan.tmp / f"{variant}.db"
-        url, location, schema = f"sqlite:///{path}", str(path), ""
-    else:
-        schema = f"bench_{os.getpid()}_{variant.replace('-', '_')}"
-        benchlib.pg_drop_schema(plan.pg_url, schema)
-        plan.schemas.append(schema)
-        url, location = benchlib.pg_url_with_schema(plan.pg_url, schema), plan.pg_url
+    port = free_port()
+    url = stores.fresh_url(store, plan.tmp)
+    plan.stores.append(url)
     if variant == "baseline":
         app_id, table = "app_bench_baseline", "bench_baseline"
-        env = benchlib.clean_env(
+        env = source.clean_env(
             BENCH_DATABASE_URL=url,
             BENCH_APP_ID=app_id,
             BENCH_WEBHOOK_SECRET=secret,
@@ -153,9 +135,9 @@ def start_target(store: str, variant: str, plan: Plan) -> Target:
         )
         argv = [sys.executable, str(HERE / "baseline_app.py"), "--port", str(port)]
     else:
-        app_id = _create_app(url, secret)
+        app_id = webhooks.create_app(url, secret)
         table = "stored_events" if store == "sqlite" else "ledger_events"
-        env = benchlib.clean_env(
+        env = source.clean_env(
             SUBLEDGER_DATABASE_URL=url,
             SUBLEDGER_HOST="127.0.0.1",
             SUBLEDGER_PORT=str(port),
@@ -165,29 +147,30 @@ def start_target(store: str, variant: str, plan: Plan) -> Target:
             env["SUBLEDGER_INGEST_MAX_GROUP"] = "1"
         if variant == "after-noproj":
             env["SUBLEDGER_PROJECTOR"] = "external"
-        argv = [sys.executable, "-m", "subledger.cli", "serve"]
-    server = benchlib.start_server(f"{store}-{variant}", argv, env, port, plan.tmp)
-    return Target(server, app_id, secret, store, location, schema, table)
+        argv = serve_argv()
+    log_path = plan.tmp / f"{store}-{variant}-{port}.log"
+    server = start(argv, port, log_path, env=env, cwd=source.workdir())
+    return Target(server, app_id, secret, url, table)
 
 
 def measure_peak(target: Target, factory: EventFactory, plan: Plan, name: str) -> WrkResult:
     """Warm up, then wrk at full speed; every request is a new event (pool sized with margin)."""
-    url = f"{target.server.base_url}/"
+    url = f"{target.server.url}/"
     prefix = plan.tmp / f"{name}-warm"
     warm_count = int(6000 * plan.warmup_s) + 1000
-    benchlib.write_wrk_pool(prefix, plan.threads, factory, warm_count, **target.where)
-    warm = benchlib.run_wrk(
+    webhooks.write_pool(prefix, plan.threads, factory, warm_count, **target.where)
+    warm = load.run_wrk(
         url, prefix, threads=plan.threads, connections=plan.connections, duration_s=plan.warmup_s
     )
-    benchlib.remove_wrk_pool(prefix, plan.threads)
+    webhooks.remove_pool(prefix, plan.threads)
     estimate = max(warm.requests / warm.duration_s, 100.0)
     log(f"  warm-up: {estimate:.0f} req/s")
     pool = int(estimate * plan.duration_s * 1.6) + 2000
     prefix = plan.tmp / f"{name}-peak"
     while True:
-        benchlib.write_wrk_pool(prefix, plan.threads, factory, pool, **target.where)
+        webhooks.write_pool(prefix, plan.threads, factory, pool, **target.where)
         rows0, position = target.settle(), target.position()
-        peak = benchlib.run_wrk(
+        peak = load.run_wrk(
             url,
             prefix,
             threads=plan.threads,
@@ -195,7 +178,7 @@ def measure_peak(target: Target, factory: EventFactory, plan: Plan, name: str) -
             duration_s=plan.duration_s,
             server=target.server,
         )
-        benchlib.remove_wrk_pool(prefix, plan.threads)
+        webhooks.remove_pool(prefix, plan.threads)
         rows1 = target.settle()  # requests in flight when wrk stopped are stored too
         if peak.wrapped == 0 or pool > 2_000_000:
             break
@@ -222,10 +205,10 @@ def measure_half(target: Target, factory: EventFactory, plan: Plan, rate: float)
     """Open loop at a fixed rate; every request a new event."""
     count = max(int(rate * plan.half_duration_s), 10)
     requests = factory.requests(count, **target.where)
-    busy_s = target.server.wait_idle()
+    busy_s = load.wait_idle(target.server)
     log(f"  server idle {busy_s:.1f} s after the peak run (background work caught up)")
     rows0, position = target.settle(), target.position()
-    half = benchlib.open_loop("127.0.0.1", target.server.port, requests, rate, server=target.server)
+    half = load.open_loop("127.0.0.1", target.server.port, requests, rate, server=target.server)
     del requests
     stored = target.settle() - rows0
     half.extra["check"] = {
@@ -247,7 +230,7 @@ def run_variant(store: str, variant: str, plan: Plan) -> VariantResult:
     """Measure one variant; again (up to plan.retries) when other processes took CPU meanwhile."""
     best: VariantResult | None = None
     for attempt in range(plan.retries + 1):
-        if not benchlib.wait_quiet(plan.quiet_wait_s):
+        if not machine.wait_quiet(plan.quiet_wait_s):
             log(f"  the machine is still busy after {plan.quiet_wait_s:g} s; measuring anyway")
         result = run_variant_once(store, variant, plan)
         if best is None or result.interference < best.interference:
@@ -352,17 +335,8 @@ def report(results: list[VariantResult], info: dict[str, Any], plan: Plan, comma
         f"{plan.duration_s:g} s; half peak: open loop at 0.5 x peak accepted/s for "
         f"{plan.half_duration_s:g} s; baseline PostgreSQL mode {plan.pg_mode}, pool {plan.pg_pool}"
     )
-    out = [
-        f"command: {command}",
-        f"source: {info['source']}",
-        f"machine: {info['nproc']} cores, {info['cpu_model']}, {info['memory_gib']} GiB, "
-        f"Python {info['python']}, {info['wrk']}, "
-        f"kernel {info['kernel']}, load at start {' '.join(info['loadavg_at_start'])}",
-    ]
-    if "postgresql" in info:
-        pairs = ", ".join(f"{k}={v}" for k, v in info["postgresql"].items())
-        out.append(f"postgresql: {pairs} (same host, loopback)")
-    out += [f"settings: {settings}", "", table(results), "", *goal_lines(results)]
+    out = [*machine.header(command, info), f"settings: {settings}", "", table(results), ""]
+    out += goal_lines(results)
     for r in results:
         out += [f"note {r.store}/{r.variant}: {note}" for note in r.notes]
         out += [
@@ -375,24 +349,21 @@ def report(results: list[VariantResult], info: dict[str, Any], plan: Plan, comma
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/bench/ingest", description=__doc__.splitlines()[0]
+        prog="scripts/bench/ingest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1 s/3 s/3 s phases, no retries"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--stores", default=",".join(STORES), help="sqlite,postgresql")
+    parser.add_argument("--stores", default=",".join(stores.STORES), help="sqlite,postgresql")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=",".join(VARIANTS))
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds (3)")
     parser.add_argument("--duration", type=float, default=12.0, help="peak seconds (12)")
     parser.add_argument("--half-duration", type=float, default=12.0, help="half-peak s (12)")
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("SUBLEDGER_BENCH_DATABASE_URL", benchlib.DEFAULT_PG_URL),
-        help="PostgreSQL server/database (schemas bench_<pid>_* are created and dropped)",
-    )
     parser.add_argument(
         "--pg-mode", default="async", choices=["async", "async-tx", "thread"], help="baseline"
     )
@@ -427,7 +398,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                 setattr(args, name, quick)
     args.stores = [s for s in args.stores.split(",") if s]
     args.variants = [v for v in args.variants.split(",") if v]
-    if set(args.stores) - set(STORES) or set(args.variants) - set(VARIANTS):
+    if set(args.stores) - set(stores.STORES) or set(args.variants) - set(VARIANTS):
         parser.error("unknown store or variant")
     if args.connections % args.threads:
         parser.error("--connections must be a multiple of --threads")
@@ -442,25 +413,23 @@ def prepare(args: argparse.Namespace) -> tuple[Plan, dict[str, Any]] | str:
     """The plan and machine facts, or why the benchmark cannot run (one line)."""
     if shutil.which("wrk") is None:
         return "bench: wrk is not installed (apt-get install wrk): cannot measure peak throughput"
+    if "postgresql" in args.stores and (problem := stores.reachable()):
+        return f"bench: {problem}"
     tmp = Path(tempfile.mkdtemp(prefix="subledger-bench-"))
     try:
-        source = benchlib.use_source(args.source, tmp)
+        code = source.use(args.source, tmp)
     except subprocess.CalledProcessError as error:
         shutil.rmtree(tmp, ignore_errors=True)
         return f"bench: cannot export {args.source!r} from git: {error.stderr.decode().strip()}"
-    info = benchlib.machine_info({"source": source})
+    info = machine.describe({"source": code})
     if "postgresql" in args.stores:
-        info["postgresql"] = benchlib.pg_settings(args.pg_url)
-        if "error" in info["postgresql"]:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return f"bench: PostgreSQL at {args.pg_url} is not reachable; use --stores sqlite"
+        info["postgresql"] = stores.settings()
     plan = Plan(
         connections=args.connections,
         threads=args.threads,
         warmup_s=args.warmup,
         duration_s=args.duration,
         half_duration_s=args.half_duration,
-        pg_url=args.pg_url,
         pg_mode=args.pg_mode,
         pg_pool=args.pg_pool,
         tmp=tmp,
@@ -470,9 +439,10 @@ def prepare(args: argparse.Namespace) -> tuple[Plan, dict[str, Any]] | str:
     return plan, info
 
 
-def main(argv: list[str], command: str) -> int:
+def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = parse(argv)
+    command = machine.command("ingest", argv)
     prepared = prepare(args)
     if isinstance(prepared, str):
         print(prepared)
@@ -484,11 +454,11 @@ def main(argv: list[str], command: str) -> int:
         for store in args.stores:
             results += [run_variant(store, variant, plan) for variant in args.variants]
     finally:
-        for schema in plan.schemas:
+        for url in plan.stores:
             try:
-                benchlib.pg_drop_schema(plan.pg_url, schema)
+                stores.drop(url)
             except Exception as error:  # noqa: BLE001 - report and go on cleaning
-                log(f"could not drop schema {schema}: {error}")
+                log(f"could not drop {url}: {error}")
         if args.keep:
             log(f"kept {plan.tmp}")
         else:
@@ -510,5 +480,5 @@ def main(argv: list[str], command: str) -> int:
     return 0 if all(c["consistent"] for r in results for c in r.checks.values()) else 1
 
 
-def command_line(argv: list[str]) -> str:
-    return shlex.join(["scripts/bench/ingest", *argv])
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

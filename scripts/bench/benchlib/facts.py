@@ -1,4 +1,4 @@
-"""Realistic generated facts for projection and replay benchmarks.
+"""Realistic generated facts, and a store filled with them (the projection and replay benchmarks).
 
 Per purchase: a token, customer.subscription.created, checkout.session.completed,
 invoice.updated (paid), then renewals (invoice + subscription update), and for some a
@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 
 from subledger.facts import Fact, TokenPosted, received_notification
 
-SCENARIO = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "scenario-basic"
+SCENARIO = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "scenario-basic"
+PRODUCT = "prod_TKbE3nVq8YhXcM"  # the scenario's product, mapped to the entitlement "pro"
 MONTH = 30 * 86_400
 T0 = 1_780_000_000
 
@@ -149,3 +151,24 @@ def generate(app_id: str, count: int, seed: int = 7) -> Iterator[Fact]:
             window = window[1000:]
     window.sort(key=lambda pair: pair[0])
     yield from (fact for _, fact in window)
+
+
+def fill(url: str, count: int) -> float:
+    """A new app and about `count` generated facts in the store at `url`; seconds taken."""
+    from subledger.apps import AppConfig
+    from subledger.ledger import Ledger
+    from subledger.settings import parse_database_url
+
+    ledger = Ledger(parse_database_url(url))
+    app, _, _ = ledger.create_app("bench", AppConfig(), entitlements={"pro": [PRODUCT]})
+    started = time.perf_counter()
+    page: list[Fact] = []
+    for fact in generate(app.app_id, count):
+        page.append(fact)
+        if len(page) == 2000:
+            ledger.record_new(page)
+            page = []
+    if page:
+        ledger.record_new(page)
+    ledger.close()
+    return time.perf_counter() - started
