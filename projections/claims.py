@@ -18,6 +18,7 @@ from projections.ownership import (
     UNCHANGED,
     apply_attributes,
     decide,
+    decide_identify,
     detect_owner,
     merge,
     new_customer,
@@ -26,7 +27,7 @@ from projections.ownership import (
     without_purchase,
 )
 from projections.tables import CUSTOMERS, LINKS, PURCHASES, TOKENS, USERS
-from subledger.facts import TokenPosted
+from subledger.facts import TokenPosted, UserIdentified
 from subledger.identity import anonymous_id, is_anonymous, is_valid_app_user_id
 
 if TYPE_CHECKING:
@@ -168,6 +169,62 @@ class Claims:
         )
         if became_known:
             self.record_applied(ctx, p)
+
+    def user_identified(self, position: int, fact: UserIdentified) -> None:
+        """SPEC 5's identify (RevenueCat's logIn), in log order: alias the two ids, or hand
+        the current customer's purchases to the new id; one history entry either way."""
+        ctx = Context(fact.app_id, position, fact.received_at_ms, "identify", None)
+        current, new = fact.app_user_id, fact.new_app_user_id
+        source = self.fold.customer_of(ctx.app_id, current)
+        target = self.fold.customer_of(ctx.app_id, new)
+        outcome = decide_identify(current, new, source, target)
+        claimant = seen(self.ensure_customer(ctx, new), fact.received_at_ms)
+        who = f"anonymous id {current}" if is_anonymous(current) else current
+        text = f"{who} identified as {new}: "
+        moved: Transfer | None = None
+        if outcome == ALIASED:
+            giver = source or new_customer(current, position, fact.received_at_ms)
+            text += f"aliased ({', '.join(self.alias(ctx.app_id, giver, claimant).ids)})"
+        elif outcome == TRANSFERRED and source is not None:
+            text += self.hand_over(ctx, source, claimant, new)
+            moved = Transfer(transferred_from=source.ids, transferred_to=claimant.ids)
+        else:
+            self.fold.save_customer(ctx.app_id, claimant)
+            text += "already one customer" if source else f"{current} holds nothing to carry over"
+            text += ": no change"
+        entry = ctx.entry(text, {"app_user_id": current, "new_app_user_id": new})
+        ids = [*(source.ids if source else (current,)), *claimant.ids]
+        self.fold.record(ctx.app_id, ids, msgspec.structs.replace(entry, transfer=moved))
+
+    def hand_over(self, ctx: Context, source: Customer, claimant: Customer, new: str) -> str:
+        """Move `source`'s purchases to `new`'s customer: all of them from an anonymous-only
+        customer, else as `transfer_behavior` allows (SPEC 7.4); says what moved."""
+        behavior = self.fold.app(ctx.app_id).transfer_behavior
+        anonymous = all(is_anonymous(i) for i in source.ids)
+        giver = source
+        moved: list[Purchase] = []
+        kept: list[str] = []
+        for key in source.purchases:
+            p = self.fold.purchase(ctx.app_id, key)
+            view = self.fold.subscription_view(p) if p is not None else None
+            active = bool(
+                view and view.expires_date and view.expires_date * 1000 > ctx.received_at_ms
+            )
+            allowed = (
+                anonymous or decide(new, source, behavior, purchase_active=active) == TRANSFERRED
+            )
+            if p is None or not allowed:
+                kept.append(key)
+                continue
+            moved.append(p)
+            giver, claimant = without_purchase(giver, key), with_purchase(claimant, key)
+        self.fold.save_customer(ctx.app_id, giver)
+        self.fold.save_customer(ctx.app_id, claimant)
+        for p in moved:
+            self.fold.save_purchase(ctx.app_id, msgspec.structs.replace(p, owner=new))
+        keys = ", ".join(p.key for p in moved) or "no purchase"
+        text = f"{keys} transferred from {', '.join(source.ids)} to {', '.join(claimant.ids)}"
+        return text + (f"; {', '.join(kept)} kept by {behavior}" if kept else "")
 
     def take(
         self, ctx: Context, p: Purchase, app_user_id: str, claimed_at_ms: int | None = None

@@ -34,6 +34,7 @@ from subledger.facts import (
     NotificationRedelivered,
     StripeObjectRead,
     TokenPosted,
+    UserIdentified,
 )
 from subledger.store import LogEntry, decode_record
 from subledger.stripe import objects
@@ -63,6 +64,8 @@ class Fold:
                 self.claims.token(position, record)
             case AttributesPosted():
                 self._attributes(position, record)
+            case UserIdentified():
+                self.claims.user_identified(position, record)
             case StripeObjectRead():
                 self._stripe_read(position, record, obj)
             case apps.AppEvent():

@@ -10,6 +10,7 @@ from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.health import health, ready
 from subledger.http.history import get_history
+from subledger.http.identify import get_identify_user, post_identify
 from subledger.http.receipts import post_receipt
 from subledger.http.webhooks import receive_stripe_webhook
 from subledger.service import Service
@@ -25,6 +26,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
             ready,
             receive_stripe_webhook,
             post_receipt,
+            post_identify,
+            get_identify_user,
             get_subscriber,
             post_attributes,
             get_history,
