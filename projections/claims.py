@@ -186,8 +186,10 @@ class Claims:
             giver = source or new_customer(current, position, fact.received_at_ms)
             text += f"aliased ({', '.join(self.alias(ctx.app_id, giver, claimant).ids)})"
         elif outcome == TRANSFERRED and source is not None:
-            text += self.hand_over(ctx, source, claimant, new)
-            moved = Transfer(transferred_from=source.ids, transferred_to=claimant.ids)
+            said, any_moved = self.hand_over(ctx, source, claimant, new)
+            text += said
+            if any_moved:
+                moved = Transfer(transferred_from=source.ids, transferred_to=claimant.ids)
         else:
             self.fold.save_customer(ctx.app_id, claimant)
             text += "already one customer" if source else f"{current} holds nothing to carry over"
@@ -196,9 +198,11 @@ class Claims:
         ids = [*(source.ids if source else (current,)), *claimant.ids]
         self.fold.record(ctx.app_id, ids, msgspec.structs.replace(entry, transfer=moved))
 
-    def hand_over(self, ctx: Context, source: Customer, claimant: Customer, new: str) -> str:
+    def hand_over(
+        self, ctx: Context, source: Customer, claimant: Customer, new: str
+    ) -> tuple[str, bool]:
         """Move `source`'s purchases to `new`'s customer: all of them from an anonymous-only
-        customer, else as `transfer_behavior` allows (SPEC 7.4); says what moved."""
+        customer, else as `transfer_behavior` allows (SPEC 7.4); (what moved, whether any)."""
         behavior = self.fold.app(ctx.app_id).transfer_behavior
         anonymous = all(is_anonymous(i) for i in source.ids)
         giver = source
@@ -224,7 +228,7 @@ class Claims:
             self.fold.save_purchase(ctx.app_id, msgspec.structs.replace(p, owner=new))
         keys = ", ".join(p.key for p in moved) or "no purchase"
         text = f"{keys} transferred from {', '.join(source.ids)} to {', '.join(claimant.ids)}"
-        return text + (f"; {', '.join(kept)} kept by {behavior}" if kept else "")
+        return text + (f"; {', '.join(kept)} kept by {behavior}" if kept else ""), bool(moved)
 
     def take(
         self, ctx: Context, p: Purchase, app_user_id: str, claimed_at_ms: int | None = None

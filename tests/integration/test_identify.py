@@ -174,6 +174,11 @@ def test_identify_respects_the_transfer_behavior_for_identified_owners(h: Harnes
     h.configure(keys, transfer_behavior="keep_with_original")
     assert identify(h, keys, "user_old", "user_other").status_code == 201
     assert subscriptions(h, keys, "user_other") == []
+    nothing_moved = last_entry(h, keys, "user_other")
+    assert nothing_moved["transfer"] is None
+    assert nothing_moved["what_changed"].endswith(
+        "no purchase transferred from user_old to user_other; sub_Active01 kept by keep_with_original"
+    )
     assert subscriptions(h, keys, "user_old") == ["sub_Active01"]
     h.configure(keys, transfer_behavior="transfer")
     buy(h, keys, ANON, "sub_Anon0001")
