@@ -177,9 +177,21 @@ def aggregate_id_of(app_id: str) -> uuid.UUID | None:
         return None
 
 
+# RevenueCat's web SDK accepts only keys matching ^(rcb|test|pdl|strp)_[A-Za-z0-9_.-]+$;
+# `strp_` is its prefix for Stripe apps (decisions-sdk.md). Public keys issued before were
+# `slpk_…`: they stay valid, so the registry still looks them up.
+PUBLIC_KEY_PREFIX = "strp_"
+SECRET_KEY_PREFIX = "slsk_"  # noqa: S105 - a prefix, not a secret
+KEY_PREFIXES = (PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX, "slpk_")
+SANDBOX_LOOKALIKE = "strp_sb_"
+
+
 def new_api_keys() -> tuple[str, str]:
     """A public and a secret key; only their hashes are stored."""
-    return f"slpk_{secrets.token_urlsafe(24)}", f"slsk_{secrets.token_urlsafe(32)}"
+    public = SANDBOX_LOOKALIKE
+    while public.startswith(SANDBOX_LOOKALIKE):  # the SDK's isSandbox() would say true
+        public = PUBLIC_KEY_PREFIX + secrets.token_urlsafe(24)
+    return public, SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 def key_hash(key: str) -> str:

@@ -78,6 +78,15 @@ class AttributesPosted(Fact, frozen=True, kw_only=True):
     kind: ClassVar[str] = "attributes"
 
 
+class UserIdentified(Fact, frozen=True, kw_only=True):
+    """A client said `app_user_id` is now `new_app_user_id` (RevenueCat's logIn/identify)."""
+
+    app_user_id: str
+    new_app_user_id: str
+
+    kind: ClassVar[str] = "identify"
+
+
 class StripeObjectRead(Fact, frozen=True, kw_only=True):
     """One answer of Stripe's API, recorded before it is used so rebuilds never call Stripe."""
 

@@ -97,7 +97,7 @@ class AppRegistry:
         """(app, is_secret_key) for a key, or None (blocking I/O: call off-loop)."""
         digest = apps.key_hash(api_key)
         found = self._by_key.get(digest)
-        if found is None and api_key.startswith(("slpk_", "slsk_")):
+        if found is None and api_key.startswith(apps.KEY_PREFIXES):
             self.refresh()
             found = self._by_key.get(digest)
         return found

@@ -54,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_timeout_s: float = 3.0
     ingest_max_group: int = 256
     projector: ProjectorChoice = "auto"
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -76,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stripe_timeout_s=_float(environ, "SUBLEDGER_STRIPE_TIMEOUT_S", 3.0),
             ingest_max_group=_int(environ, "SUBLEDGER_INGEST_MAX_GROUP", 256, low=1, high=10_000),
             projector=_projector(environ.get("SUBLEDGER_PROJECTOR", "").strip() or "auto"),
+            cors_origins=parse_origins(environ.get("SUBLEDGER_CORS_ORIGINS", "")),
         )
 
     @property
@@ -163,6 +165,47 @@ def eventsourcing_env(database: Database, *, lock_timeout_s: int = 3) -> dict[st
         "POSTGRES_MAX_OVERFLOW": "8",
         "POSTGRES_PRE_PING": "y",
     }
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """`https://app.example.com,http://localhost:3000` → the origins, in the form a browser
+    sends them (lowercase, no default port, no path); no wildcards."""
+    origins: list[str] = []
+    for raw in (part.strip() for part in value.split(",")):
+        origin = _origin(raw) if raw else ""
+        if origin is None:
+            raise SettingsError(
+                f"SUBLEDGER_CORS_ORIGINS: {raw!r} is not an origin like "
+                "https://app.example.com or http://localhost:3000 (no path, no wildcard)"
+            )
+        if origin and origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(raw: str) -> str | None:
+    parts = urlsplit(raw.lower())
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not host
+        or "*" in raw
+        or "@" in parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        return None
+    host = f"[{host}]" if ":" in host else host
+    shown_port = "" if port in (None, _DEFAULT_PORTS[parts.scheme]) else f":{port}"
+    return f"{parts.scheme}://{host}{shown_port}"
 
 
 def _projector(value: str) -> ProjectorChoice:

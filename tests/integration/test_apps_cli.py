@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -11,6 +12,9 @@ from subledger.cli import main
 from subledger.ledger import Ledger
 from subledger.sealing import new_secrets_key
 from subledger.settings import parse_database_url
+
+# The key check of RevenueCat's web SDK (@revenuecat/purchases-js): a public key must pass it.
+WEB_SDK_KEY = re.compile(r"^(rcb|test|pdl|strp)_[a-zA-Z0-9_.-]+$")
 
 
 class Cli:
@@ -59,7 +63,7 @@ def test_create_set_rotate_show(cli: Cli) -> None:
         "--track-new-purchases",
     )
     app_id = created["app_id"]
-    assert created["public_key"].startswith("slpk_")
+    assert WEB_SDK_KEY.match(created["public_key"]), created["public_key"]
     assert created["secret_key"].startswith("slsk_")
     assert created["settings"]["track_new_purchases"] is True
     assert created["settings"]["entitlements"] == {"pro": ["prod_TKbE3nVq8YhXcM"]}
@@ -84,6 +88,7 @@ def test_create_set_rotate_show(cli: Cli) -> None:
 
     rotated = cli.json("apps", "rotate-keys", app_id)
     assert rotated["public_key"] != created["public_key"]
+    assert WEB_SDK_KEY.match(rotated["public_key"]), rotated["public_key"]
     assert rotated["secret_key"] != created["secret_key"]
 
     cli.json("apps", "add-webhook-secret", app_id, "whsec_second002")

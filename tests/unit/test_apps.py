@@ -1,3 +1,4 @@
+import re
 import uuid
 
 import pytest
@@ -117,3 +118,12 @@ def test_without_a_key_secrets_are_stored_plain_but_named_by_fingerprint() -> No
     assert sealed.scheme == "plain"
     assert Sealer().open(sealed) == "whsec_plain_secret"
     assert "whsec" not in sealed.fingerprint
+
+
+def test_public_keys_pass_the_web_sdks_key_check_and_never_look_like_its_sandbox_keys() -> None:
+    sdk_check = re.compile(r"^(rcb|test|pdl|strp)_[a-zA-Z0-9_.-]+$")  # purchases-js 1.63.1
+    for _ in range(200):
+        public, secret = apps.new_api_keys()
+        assert sdk_check.match(public) and public.startswith("strp_")
+        assert not public.startswith("strp_sb_")
+        assert secret.startswith("slsk_") and not sdk_check.match(secret)

@@ -148,3 +148,37 @@ def test_serve_flags_combine_with_the_environment(
     assert projector_choice(flag, configured) == expected
     settings = Settings.from_env({"SUBLEDGER_PROJECTOR": configured})
     assert settings.projector == configured
+
+
+def test_cors_origins_default_to_none_and_are_read_as_a_browser_sends_them() -> None:
+    assert Settings.from_env({}).cors_origins == ()
+    settings = Settings.from_env(
+        {
+            "SUBLEDGER_CORS_ORIGINS": " https://Shop.Example.com/ ,http://localhost:3000,"
+            "https://shop.example.com:443,http://[::1]:8080,"
+        }
+    )
+    assert settings.cors_origins == (
+        "https://shop.example.com",
+        "http://localhost:3000",
+        "http://[::1]:8080",
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "*",
+        "https://*.example.com",
+        "shop.example.com",
+        "ftp://shop.example.com",
+        "https://shop.example.com/path",
+        "https://user@shop.example.com",
+        "https://x.io:99999",
+        "null",
+    ],
+)
+def test_a_bad_cors_origin_stops_the_process_with_its_value(value: str) -> None:
+    with pytest.raises(SettingsError, match="SUBLEDGER_CORS_ORIGINS") as raised:
+        Settings.from_env({"SUBLEDGER_CORS_ORIGINS": f"https://ok.example.com,{value}"})
+    assert repr(value) in str(raised.value)

@@ -13,6 +13,7 @@ from projections.model import (
     TOKENS,
     AppState,
     Change,
+    Customer,
     Purchase,
     TokenOutcome,
     Transfer,
@@ -24,13 +25,16 @@ from projections.rules.ownership import (
     TRANSFERRED,
     apply_attributes,
     decide,
+    decide_identify,
     detect_purchase_owner,
     is_placeholder,
+    new_customer,
     outcome_text,
+    seen,
     with_purchase,
     without_purchase,
 )
-from subledger.facts import TokenPosted
+from subledger.facts import TokenPosted, UserIdentified
 from subledger.identity import anonymous_id, is_anonymous
 
 
@@ -78,6 +82,63 @@ def token(b: Batch, ctx: Context, fact: TokenPosted) -> None:
     b.note([fact.app_user_id, key, fact.fetch_token], text, ids, changes)
     if became_known:
         record_applied(b, ctx, p)
+
+
+def user_identified(b: Batch, ctx: Context, fact: UserIdentified) -> None:
+    """SPEC 5's identify (RevenueCat's logIn), in log order: alias the two ids, or hand the
+    current customer's purchases to the new id; one history part either way."""
+    current, new = fact.app_user_id, fact.new_app_user_id
+    source = b.customer_of(ctx.app_id, current)
+    target = b.customer_of(ctx.app_id, new)
+    outcome = decide_identify(current, new, source, target)
+    claimant = seen(ensure_customer(b, ctx, new), fact.received_at_ms)
+    who = f"anonymous id {current}" if is_anonymous(current) else current
+    text = f"{who} identified as {new}: "
+    moved: Transfer | None = None
+    if outcome == ALIASED:
+        giver = source or new_customer(current, ctx.position, fact.received_at_ms)
+        text += f"aliased ({', '.join(alias(b, ctx.app_id, giver, claimant).ids)})"
+    elif outcome == TRANSFERRED and source is not None:
+        said, any_moved = hand_over(b, ctx, source, claimant, new)
+        text += said
+        if any_moved:
+            moved = Transfer(transferred_from=source.ids, transferred_to=claimant.ids)
+    else:
+        b.save_customer(ctx.app_id, claimant)
+        text += "already one customer" if source else f"{current} holds nothing to carry over"
+        text += ": no change"
+    subjects = [*(source.ids if source else (current,)), *claimant.ids]
+    ids = {"app_user_id": current, "new_app_user_id": new}
+    b.note(subjects, text, ids, transfer=moved)
+
+
+def hand_over(
+    b: Batch, ctx: Context, source: Customer, claimant: Customer, new: str
+) -> tuple[str, bool]:
+    """Move `source`'s purchases to `new`'s customer: all of them from an anonymous-only
+    customer, else as `transfer_behavior` allows (SPEC 7.4); (what moved, whether any)."""
+    behavior = b.app(ctx.app_id).transfer_behavior
+    anonymous = all(is_anonymous(i) for i in source.ids)
+    giver = source
+    moved: list[Purchase] = []
+    kept: list[str] = []
+    for key in source.purchases:
+        p = b.purchase(ctx.app_id, key)
+        view = b.subscription_view(p) if p is not None else None
+        active = bool(view and view.expires_date and view.expires_date * 1000 > ctx.received_at_ms)
+        allowed = anonymous or decide(new, source, behavior, purchase_active=active) == TRANSFERRED
+        if p is None or not allowed:
+            kept.append(key)
+            continue
+        moved.append(p)
+        giver, claimant = without_purchase(giver, key), with_purchase(claimant, key)
+    b.save_customer(ctx.app_id, giver)
+    b.save_customer(ctx.app_id, claimant)
+    for p in moved:
+        b.save_purchase(ctx.app_id, msgspec.structs.replace(p, owner=new))
+    keys = ", ".join(p.key for p in moved) or "no purchase"
+    text = f"{keys} transferred from {', '.join(source.ids)} to {', '.join(claimant.ids)}"
+    return text + (f"; {', '.join(kept)} kept by {behavior}" if kept else ""), bool(moved)
 
 
 def resolve(b: Batch, app_id: str, token: str) -> str:

@@ -16,6 +16,7 @@ from subledger.facts import (
     NotificationRedelivered,
     StripeObjectRead,
     TokenPosted,
+    UserIdentified,
 )
 from subledger.stripe import objects
 
@@ -55,6 +56,8 @@ def apply(b: Batch, position: int, record: Any, obj: Any = None) -> None:
             claims.token(b, ctx, record)
         case AttributesPosted():
             customers.attributes(b, ctx, record)
+        case UserIdentified():
+            claims.user_identified(b, ctx, record)
         case StripeObjectRead():
             notifications.stripe_read(b, ctx, record, obj)
         case apps.AppEvent():

@@ -78,6 +78,23 @@ def decide(
     return REFUSED
 
 
+def decide_identify(
+    current: str, new: str, source: Customer | None, target: Customer | None
+) -> str:
+    """What identifying `current` (its customer: `source`) as `new` (its customer:
+    `target`) does, by RevenueCat's logIn rules (SPEC 5), applied in log order: an
+    anonymous-only current customer is aliased with the new id unless that id already has
+    an anonymous alias of its own; otherwise the current customer's purchases move."""
+    if current == new or (source is not None and target is not None and source.id == target.id):
+        return UNCHANGED
+    ids = source.ids if source is not None else (current,)
+    if all(is_anonymous(i) for i in ids) and (
+        target is None or not any(is_anonymous(i) for i in target.ids)
+    ):
+        return ALIASED
+    return UNCHANGED if source is None else TRANSFERRED
+
+
 def new_customer(app_user_id: str, position: int, received_at_ms: int) -> Customer:
     return Customer(
         id=app_user_id,

@@ -249,6 +249,7 @@ def _summary(record: Any) -> str:
     for names in (
         ("event_id", "type"),
         ("app_user_id", "fetch_token"),
+        ("app_user_id", "new_app_user_id"),
         ("request", "status"),
         ("topic", "reason"),
         ("name",),

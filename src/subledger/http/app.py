@@ -2,18 +2,59 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+
+# litestar applies its CORSConfig to every route (litestar issue #3403); only this middleware,
+# on the router of the public routes, keeps ingest and operations routes without CORS.
+from litestar.middleware._internal.cors import CORSMiddleware
 from litestar.openapi.config import OpenAPIConfig
 
 from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.health import health, ready
 from subledger.http.history import get_history
+from subledger.http.identify import get_identify_user, post_identify
 from subledger.http.receipts import post_receipt
 from subledger.http.webhooks import receive_stripe_webhook
 from subledger.service import Service
 from subledger.settings import Settings
+
+# What @revenuecat/purchases-js sends (its SDK_HEADERS), plus nothing else.
+SDK_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "X-Platform",
+    "X-Version",
+    "X-Is-Sandbox",
+    "X-Platform-Flavor",
+    "X-Platform-Flavor-Version",
+    "X-RC-Subscriber-Token",
+]
+
+
+def public_routes(settings: Settings) -> Router:
+    """The routes a browser may call with the public key, with CORS for the configured
+    origins (`SUBLEDGER_CORS_ORIGINS`). The history needs the secret key: no CORS."""
+    cors = CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=SDK_HEADERS,
+    )
+    return Router(
+        path="/",
+        route_handlers=[
+            post_receipt,
+            post_identify,
+            get_identify_user,
+            get_subscriber,
+            post_attributes,
+        ],
+        middleware=[DefineMiddleware(CORSMiddleware, config=cors)] if settings.cors_origins else [],
+    )
 
 
 def create_app(settings: Settings, *, service: Service | None = None) -> Litestar:
@@ -24,9 +65,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
             health,
             ready,
             receive_stripe_webhook,
-            post_receipt,
-            get_subscriber,
-            post_attributes,
+            public_routes(settings),
             get_history,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
