@@ -28,10 +28,11 @@ from eventsourcing.utils import Environment
 from projections.fold.dispatch import Folded, fold_facts, fold_unprojectable
 from projections.fold.notifications import decode_stripe
 from projections.storage import sqltables
+from projections.storage.changes import Changes
 from projections.storage.db import TRANSIENT, Cursor, ViewDb
 from projections.storage.prefetch import prefetch
 from projections.storage.tables import LIVE
-from projections.storage.workingset import Changes, RowCache, WorkingSet
+from projections.storage.workingset import RowCache, WorkingSet
 from subledger.ledger import Ledger
 from subledger.settings import Database, eventsourcing_env
 from subledger.store import LogEntry, StoreUnavailableError, ddl_lock, decode_record

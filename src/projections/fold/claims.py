@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import msgspec
 
+from projections.fold.context import Context
 from projections.fold.customers import alias, ensure_customer
-from projections.fold.state import Batch, Context
+from projections.fold.state import Batch
 from projections.model import (
     LINKS,
     PURCHASES,

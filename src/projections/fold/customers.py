@@ -3,7 +3,8 @@ their attributes (SPEC 5)."""
 
 from __future__ import annotations
 
-from projections.fold.state import Batch, Context
+from projections.fold.context import Context
+from projections.fold.state import Batch
 from projections.model import Customer
 from projections.rules.ownership import apply_attributes, merge, new_customer, seen
 from subledger.facts import AttributesPosted

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from projections.fold import claims, customers, notifications, settings
-from projections.fold.state import Batch, Context, Rows
+from projections.fold.context import Context, Rows
+from projections.fold.state import Batch
 from projections.model import UNPROJECTABLE, HistoryEntry, HistoryPart, Unprojectable
 from projections.rules.subjects import event_subject
 from subledger import apps

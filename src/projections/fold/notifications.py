@@ -9,8 +9,9 @@ import msgspec
 
 from projections.fold import payments
 from projections.fold.claims import link_session
+from projections.fold.context import Context
 from projections.fold.purchases import observe
-from projections.fold.state import Batch, Context
+from projections.fold.state import Batch
 from projections.rules import purchases as rules
 from projections.rules.subjects import event_subject, read_subjects
 from subledger.facts import NotificationReceived, NotificationRedelivered, StripeObjectRead

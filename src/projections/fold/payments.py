@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from projections.fold.context import Context
 from projections.fold.purchases import observe
-from projections.fold.state import Batch, Context
+from projections.fold.state import Batch
 from projections.model import PAYMENTS, InvoiceRef, LinkedCharge, Payments, SessionObs
 from projections.rules import purchases as rules
 from projections.rules.explain import describe_view_change, view_changes

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import msgspec
 
 from projections.fold.claims import claim_by_detection, identify_from_snapshot
-from projections.fold.state import Batch, Context
+from projections.fold.context import Context
+from projections.fold.state import Batch
 from projections.model import Purchase
 from projections.rules.explain import describe_view_change, view_changes
 from projections.rules.ownership import creates_identity

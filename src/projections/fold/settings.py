@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from projections.fold.state import Batch, Context
+from projections.fold.context import Context
+from projections.fold.state import Batch
 from projections.model import APPS, CUSTOMERS
 from subledger import apps
 

@@ -7,10 +7,7 @@ clock, no randomness, no environment); time comes from the fact.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-import msgspec
-
+from projections.fold.context import Context, Rows
 from projections.model import (
     APPS,
     CUSTOMERS,
@@ -32,38 +29,6 @@ from projections.rules.documents import build_subscriber
 from projections.rules.subscriptions import subscription_view
 from projections.views import SubscriptionView
 
-_part_key = msgspec.json.Encoder(order="deterministic")
-
-
-class Rows(Protocol):
-    """Where a batch's rows live: a SQL working set, or memory in unit tests."""
-
-    def get(self, table: str, app_id: str, row_id: str) -> Any:
-        """The row's value, or None when there is none."""
-
-    def put(self, table: str, app_id: str, row_id: str, value: Any) -> None:
-        """Set the row (None deletes it)."""
-
-    def ids(self, table: str, app_id: str) -> list[str]:
-        """Every row id of one app in a table, sorted."""
-
-    def add_history(
-        self, app_id: str, entry: HistoryEntry, subjects: dict[str, tuple[int, ...]]
-    ) -> None:
-        """Append one fact's history entry, and for each subject the indexes of the parts
-        about it (never read back by the fold)."""
-
-
-class Context(msgspec.Struct, frozen=True, gc=False):
-    """Where a fact sits in the log: what its history entry carries."""
-
-    app_id: str
-    position: int
-    received_at_ms: int
-    kind: str
-    created: int | None
-    event_id: str | None = None
-
 
 class Batch:
     """What one batch of facts reads and writes; steps are functions that take it."""
@@ -72,7 +37,7 @@ class Batch:
         self.rows = rows
         self.touched: set[tuple[str, str]] = set()  # customers whose document to rebuild
         self._views: dict[int, tuple[Purchase, SubscriptionView | None]] = {}
-        self._parts: dict[bytes, tuple[int, HistoryPart]] = {}  # this fact's, by their JSON
+        self._parts: list[HistoryPart] = []  # the current fact's
         self._subjects: dict[str, list[int]] = {}  # subject → indexes of its parts
 
     # --- rows --------------------------------------------------------------------------
@@ -157,14 +122,14 @@ class Batch:
         if not named:
             return
         part = HistoryPart(text=text, ids=ids, changes=changes, transfer=transfer)
-        key = _part_key.encode(part)
-        found = self._parts.get(key)
-        if found is None:
-            found = self._parts[key] = (len(self._parts), part)
+        parts = self._parts
+        index = next((i for i, kept in enumerate(parts) if kept == part), len(parts))
+        if index == len(parts):
+            parts.append(part)
         for subject in named:
             indexes = self._subjects.setdefault(subject, [])
-            if found[0] not in indexes:
-                indexes.append(found[0])
+            if index not in indexes:
+                indexes.append(index)
 
     def end_fact(self, ctx: Context) -> None:
         """Write the fact's history entry: everything it did, once (SPEC 9)."""
@@ -175,7 +140,7 @@ class Batch:
                 kind=ctx.kind,
                 created=ctx.created,
                 event_id=ctx.event_id,
-                parts=tuple(part for _, part in self._parts.values()),
+                parts=tuple(self._parts),
             )
             subjects = {subject: tuple(i) for subject, i in self._subjects.items()}
             self.rows.add_history(ctx.app_id, entry, subjects)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.storage.changes import Changes, Encoded
 from projections.storage.tables import TABLES
-from projections.storage.workingset import Changes, Encoded
 
 
 class MemoryTables:

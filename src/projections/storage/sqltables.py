@@ -8,9 +8,9 @@ text exploded by json_each).
 
 from __future__ import annotations
 
+from projections.storage.changes import Changes, Encoded
 from projections.storage.db import Cursor, ViewDb
 from projections.storage.tables import TABLES
-from projections.storage.workingset import Changes, Encoded
 
 
 class SqlTables:

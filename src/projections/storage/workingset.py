@@ -18,10 +18,9 @@ from typing import Any, Protocol
 import msgspec
 
 from projections.model import HISTORY, HISTORY_SUBJECTS, HistoryEntry
+from projections.storage.changes import Changes, Encoded, Key
 from projections.storage.tables import ROW_TYPES
 
-Key = tuple[str, str, str]  # (table, app_id, id)
-Encoded = bytes | str  # a row's JSON: bytes when this process encoded it, str from a store
 _MISSING = object()
 _encoder = msgspec.json.Encoder(order="deterministic")
 _decoders = {table: msgspec.json.Decoder(row_type) for table, row_type in ROW_TYPES.items()}
@@ -35,19 +34,6 @@ class Source(Protocol):
 
     def select(self, table: str, app_id: str, row_ids: list[str]) -> dict[str, Encoded]: ...
     def row_ids(self, table: str, app_id: str) -> set[str]: ...
-
-
-class Changes(msgspec.Struct):
-    """One batch's writes, encoded: what a writer (maybe another thread) applies."""
-
-    upserts: dict[str, list[tuple[str, str, bytes]]]
-    deletes: dict[str, list[tuple[str, str]]]
-    inserts: dict[str, list[tuple[Any, ...]]]  # append-only tables: keys…, value JSON
-    values: dict[Key, bytes | None]  # encoded, for readers while the write is in flight
-
-    @property
-    def size(self) -> int:
-        return len(self.values) + sum(len(rows) for rows in self.inserts.values())
 
 
 class RowCache:

@@ -1,0 +1,41 @@
+"""What the fold's steps are given besides the batch: where the fact sits in the log, and
+the protocol of the rows it reads and writes. Types only (the compiled fold's modules
+define none: mypyc would drop a msgspec struct's keywords)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import msgspec
+
+from projections.model import HistoryEntry
+
+
+class Rows(Protocol):
+    """Where a batch's rows live: a SQL working set, or memory in unit tests."""
+
+    def get(self, table: str, app_id: str, row_id: str) -> Any:
+        """The row's value, or None when there is none."""
+
+    def put(self, table: str, app_id: str, row_id: str, value: Any) -> None:
+        """Set the row (None deletes it)."""
+
+    def ids(self, table: str, app_id: str) -> list[str]:
+        """Every row id of one app in a table, sorted."""
+
+    def add_history(
+        self, app_id: str, entry: HistoryEntry, subjects: dict[str, tuple[int, ...]]
+    ) -> None:
+        """Append one fact's history entry, and for each subject the indexes of the parts
+        about it (never read back by the fold)."""
+
+
+class Context(msgspec.Struct, frozen=True, gc=False):
+    """Where a fact sits in the log: what its history entry carries."""
+
+    app_id: str
+    position: int
+    received_at_ms: int
+    kind: str
+    created: int | None
+    event_id: str | None = None
