@@ -22,6 +22,7 @@ from projections.storage.memory import MemoryTables
 from projections.storage.tables import LIVE, TABLES
 from projections.storage.workingset import WorkingSet
 from subledger import apps
+from subledger.integrations import Integration
 from subledger.settings import Database
 from subledger.store import LogEntry
 from tests.samples import PRODUCT
@@ -85,6 +86,7 @@ class MemoryLog:
 
     def __init__(self) -> None:
         self.facts: list[Any] = []
+        self.versions: dict[uuid.UUID, int] = {}  # each app's last settings version
 
     def new_app(
         self,
@@ -111,7 +113,27 @@ class MemoryLog:
             entitlements=entitlements if entitlements is not None else {"pro": [PRODUCT]},
         )
         self.facts += [created, mapped]
+        self.versions[aggregate] = 2
         return apps.app_id_of(aggregate)
+
+    def settings(self, app_id: str, cls: type[apps.AppEvent], at: int = 0, **fields: Any) -> None:
+        """Append a settings event of `app_id` (the next version of the app)."""
+        aggregate = apps.aggregate_id_of(app_id)
+        assert aggregate is not None
+        self.versions[aggregate] += 1
+        self.facts.append(
+            cls(
+                originator_id=aggregate,
+                originator_version=self.versions[aggregate],
+                received_at_ms=at,
+                **fields,
+            )
+        )
+
+    def add_integration(self, app_id: str, integration_id: str = "int_a", **filters: Any) -> None:
+        """An outbound integration from this point of the log on (SPEC 10)."""
+        integration = Integration(id=integration_id, url="http://127.0.0.1:9/hook", **filters)
+        self.settings(app_id, apps.IntegrationAdded, integration=integration)
 
     def append(self, *facts: Any) -> None:
         self.facts.extend(facts)

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import msgspec
 
+from projections.views import WebhookEvent
+
 # (Stripe `created` seconds, precedence within that second, event or read id): the merge key.
 OrderKey = tuple[int, int, str]
 
@@ -37,6 +39,9 @@ class SubObs(Row, frozen=True, kw_only=True, array_like=True):
     livemode: bool = False
     customer: str | None = None
     metadata: dict[str, str] = {}
+    amount: int | None = None  # the item's price x quantity, minor units (outbound events)
+    currency: str | None = None
+    cancel_reason: str | None = None  # Stripe's cancellation_details.reason
 
 
 class SessionObs(Row, frozen=True, kw_only=True, array_like=True):
@@ -53,6 +58,8 @@ class SessionObs(Row, frozen=True, kw_only=True, array_like=True):
     payment_intent: str | None = None
     metadata: dict[str, str] = {}
     client_reference_id: str | None = None
+    amount_total: int | None = None
+    currency: str | None = None
 
 
 class InvoiceObs(Row, frozen=True, kw_only=True, array_like=True):
@@ -81,6 +88,7 @@ class ChargeObs(Row, frozen=True, kw_only=True, array_like=True):
     payment_intent: str | None = None
     created: int | None = None
     refunded_at: int | None = None
+    currency: str | None = None
 
 
 class LinkedCharge(Row, frozen=True, kw_only=True):
@@ -107,6 +115,7 @@ class Purchase(Row, frozen=True, kw_only=True):
     # A `cs_` token's placeholder: when its owner's token was posted. The claim is judged
     # only once the session names its subscription, but as of this time (decision 45).
     claimed_at_ms: int | None = None
+    offering: str | None = None  # the presented offering its owner's token named
 
 
 class InvoiceRef(Row, frozen=True, kw_only=True):
@@ -156,12 +165,22 @@ class TokenOutcome(Row, frozen=True, kw_only=True):
     message: str
 
 
+class IntegrationState(Row, frozen=True, kw_only=True):
+    """An outbound integration as the fold needs it: its filters (SPEC 10). Where it
+    posts, and with which Authorization, only the sender reads (from the app's settings)."""
+
+    id: str
+    event_types: tuple[str, ...] = ()  # empty: every type
+    environment: str = "both"
+
+
 class AppState(Row, frozen=True, kw_only=True):
     track_new_purchases: bool = False
     detection: str = "anonymous"
     metadata_key: str = "rc_app_user_id"
     transfer_behavior: str = "transfer"
     entitlements: dict[str, tuple[str, ...]] = {}
+    integrations: tuple[IntegrationState, ...] = ()
 
 
 # --- history ----------------------------------------------------------------------------
@@ -239,6 +258,52 @@ class Unprojectable(Row, frozen=True, kw_only=True):
     reason: str
 
 
+# --- outbound notifications (SPEC 10) ---------------------------------------------------
+
+
+class OutboundEvent(Row, frozen=True, kw_only=True):
+    """A derived event some integration receives: what it is about, and what is sent."""
+
+    position: int  # the fact that caused it
+    subject: str  # its purchase key (or `integration:…` for TEST): the history it joins
+    body: WebhookEvent
+
+
+class Attempt(Row, frozen=True, kw_only=True, array_like=True):
+    """One POST and its outcome, as its `DeliveryAttempted` fact recorded it."""
+
+    attempt: int
+    position: int  # of the fact recording it
+    at_ms: int  # when it ended
+    status: int  # HTTP status, 0 when there was no answer
+    duration_ms: int = 0
+    error: str = ""
+
+
+class Delivery(Row, frozen=True, kw_only=True):
+    """One event to one integration: pending until a 200 or until the sender gives up."""
+
+    integration: str
+    event: str
+    type: str
+    subject: str
+    position: int  # of the fact that caused the event
+    status: str = "pending"  # pending | delivered | failed | canceled
+    due_ms: int | None = None  # the next attempt (pending only): its outbox key
+    retry: int = 0  # attempts made in the current round (a resend starts a round)
+    attempts: tuple[Attempt, ...] = ()
+
+
+class OutboxEntry(Row, frozen=True, kw_only=True):
+    """A pending delivery, keyed `integration/due/event` so a sender reads what is due per
+    integration as one range of the primary key."""
+
+    integration: str
+    event: str
+    attempt: int  # the number the next attempt gets
+    retry: int  # attempts made in this round so far (where the retry schedule stands)
+
+
 # --- tables -----------------------------------------------------------------------------
 
 # The tables the fold reads and writes (storage/tables.py gives each its DDL): every state
@@ -247,6 +312,7 @@ PURCHASES, LINKS, PAYMENTS = "purchases", "purchase_links", "payments"
 APPS, USERS, CUSTOMERS, TOKENS = "apps", "users", "customers", "tokens"
 DOCUMENTS, UNPROJECTABLE = "documents", "unprojectable"
 HISTORY, HISTORY_SUBJECTS = "history_entries", "history_subjects"
+OUTBOUND_EVENTS, DELIVERIES, OUTBOX = "outbound_events", "deliveries", "outbox"
 # Tables earlier releases wrote and a rebuild of their projection drops: `history` held one
 # row per fact and subject (now one entry per fact, above).
 RETIRED = {"history": ("history",)}

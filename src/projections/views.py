@@ -83,3 +83,55 @@ class Subscriber(msgspec.Struct, frozen=True, gc=False):
     non_subscriptions: dict[str, list[NonSubscriptionEntry]]
     other_purchases: dict[str, object]
     subscriber_attributes: dict[str, AttributeEntry]
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    """One outbound event in RevenueCat's webhook shape (SPEC 10, shared/revenuecat-
+    webhooks.md): every field RevenueCat documents, `null` where Stripe data cannot fill it.
+    Field order is fixed, so the same event is always the same bytes."""
+
+    type: str
+    id: str
+    app_id: str
+    event_timestamp_ms: int
+    app_user_id: str | None = None
+    original_app_user_id: str | None = None
+    aliases: tuple[str, ...] | None = None
+    subscriber_attributes: dict[str, AttributeEntry] | None = None
+    product_id: str | None = None
+    entitlement_ids: tuple[str, ...] | None = None
+    entitlement_id: str | None = None  # deprecated by RevenueCat: always null
+    period_type: str | None = None
+    purchased_at_ms: int | None = None
+    expiration_at_ms: int | None = None
+    grace_period_expiration_at_ms: int | None = None
+    auto_resume_at_ms: int | None = None
+    store: str = "STRIPE"
+    environment: str = "SANDBOX"
+    is_trial_conversion: bool | None = None
+    cancel_reason: str | None = None
+    expiration_reason: str | None = None
+    new_product_id: str | None = None
+    presented_offering_id: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    price_in_purchased_currency: float | None = None
+    tax_percentage: float | None = None
+    commission_percentage: float | None = None
+    takehome_percentage: float | None = None
+    transaction_id: str | None = None
+    original_transaction_id: str | None = None
+    is_family_share: bool | None = None
+    transferred_from: tuple[str, ...] | None = None
+    transferred_to: tuple[str, ...] | None = None
+    country_code: str | None = None
+    offer_code: str | None = None
+    renewal_number: int | None = None
+    experiments: tuple[dict[str, str], ...] | None = None
+
+
+class WebhookBody(msgspec.Struct, frozen=True, gc=False):
+    """What is POSTed: `{"event": {...}, "api_version": "1.0"}` (RevenueCat's envelope)."""
+
+    event: WebhookEvent
+    api_version: str = "1.0"

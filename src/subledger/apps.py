@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
+from subledger.integrations import Integration
 from subledger.sealing import SealedSecret
 
 Detection = Literal["anonymous", "stripe_customer_id", "metadata"]
@@ -95,6 +96,16 @@ class StripeApiKeySet(AppEvent, frozen=True, kw_only=True):
     key: SealedSecret | None
 
 
+class IntegrationAdded(AppEvent, frozen=True, kw_only=True):
+    """Outbound webhooks to `integration.url` from this point of the log on (SPEC 10)."""
+
+    integration: Integration
+
+
+class IntegrationRemoved(AppEvent, frozen=True, kw_only=True):
+    integration_id: str
+
+
 APP_EVENT_CLASSES: tuple[type[AppEvent], ...] = (
     AppCreated,
     AppSettingsChanged,
@@ -103,6 +114,8 @@ APP_EVENT_CLASSES: tuple[type[AppEvent], ...] = (
     ApiKeysRotated,
     EntitlementsMapped,
     StripeApiKeySet,
+    IntegrationAdded,
+    IntegrationRemoved,
 )
 
 
@@ -117,6 +130,7 @@ class App(msgspec.Struct, frozen=True, kw_only=True):
     webhook_secrets: tuple[SealedSecret, ...] = ()
     entitlements: dict[str, list[str]] = {}
     stripe_api_key: SealedSecret | None = None
+    integrations: tuple[Integration, ...] = ()
 
     @property
     def app_id(self) -> str:
@@ -153,6 +167,12 @@ def evolve(app: App | None, event: AppEvent) -> App:  # noqa: PLR0911 - one case
             return msgspec.structs.replace(app, entitlements=ents)
         case StripeApiKeySet(key=key):
             return msgspec.structs.replace(app, stripe_api_key=key)
+        case IntegrationAdded(integration=added):
+            others = tuple(i for i in app.integrations if i.id != added.id)
+            return msgspec.structs.replace(app, integrations=(*others, added))
+        case IntegrationRemoved(integration_id=gone):
+            others = tuple(i for i in app.integrations if i.id != gone)
+            return msgspec.structs.replace(app, integrations=others)
         case _:
             return app
 

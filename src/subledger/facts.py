@@ -101,6 +101,44 @@ class StripeObjectRead(Fact, frozen=True, kw_only=True):
     kind: ClassVar[str] = "stripe-read"
 
 
+class DeliveryAttempted(Fact, frozen=True, kw_only=True):
+    """One POST of an outbound event to an integration (SPEC 10), recorded when it ended
+    (`received_at_ms`): a rebuild knows what was delivered and never sends it again.
+    `status` is the HTTP status (0: no answer, `error` says why); only 200 is a success.
+    `next_attempt_at_ms`: when the sender will try again, None when it gave up (or
+    succeeded): the retry decision is recorded, not recomputed."""
+
+    integration_id: str
+    outbound_event_id: str
+    attempt: int
+    status: int
+    error: str = ""
+    duration_ms: int = 0
+    next_attempt_at_ms: int | None = None
+
+    kind: ClassVar[str] = "delivery"
+
+
+class TestEventRequested(Fact, frozen=True, kw_only=True):
+    """An operator asked for a TEST event to be sent to one integration."""
+
+    __test__: ClassVar[bool] = False  # a fact, not a test case (pytest collects Test*)
+
+    integration_id: str
+
+    kind: ClassVar[str] = "delivery-test"
+
+
+class RedeliveryRequested(Fact, frozen=True, kw_only=True):
+    """An operator asked to send an outbound event to an integration again (a failed
+    delivery, usually): a new round of attempts with the same event id and timestamp."""
+
+    integration_id: str
+    outbound_event_id: str
+
+    kind: ClassVar[str] = "delivery-resend"
+
+
 def received_notification(
     app_id: str,
     *,

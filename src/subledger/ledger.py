@@ -16,6 +16,14 @@ from eventsourcing.utils import Environment, EnvType, get_topic
 from subledger import apps
 from subledger.apps import App, AppConfig, AppEvent
 from subledger.facts import Fact, NotificationReceived, NotificationRedelivered
+from subledger.integrations import (
+    Integration,
+    check_authorization,
+    check_environment,
+    check_event_types,
+    check_url,
+    new_integration_id,
+)
 from subledger.sealing import Sealer, fingerprint
 from subledger.settings import Database
 from subledger.store import (
@@ -229,6 +237,41 @@ class Ledger(Application[uuid.UUID]):
             )
         return self._save_app(app, events), keys
 
+    def add_integration(
+        self,
+        app_id: str,
+        url: str,
+        *,
+        authorization: str | None = None,
+        event_types: Sequence[str] = (),
+        environment: str = "both",
+    ) -> tuple[App, Integration]:
+        """A new outbound webhook receiver (SPEC 10); its Authorization value is sealed."""
+        app = self.get_app(app_id)
+        if authorization is not None and not self.sealer.encrypts:
+            _refuse_plain_beside_sealed(app)
+        integration = Integration(
+            id=new_integration_id(),
+            url=check_url(url.strip()),
+            authorization=(
+                self.sealer.seal(check_authorization(authorization))
+                if authorization is not None
+                else None
+            ),
+            event_types=check_event_types(list(event_types)),
+            environment=check_environment(environment),
+        )
+        event = self._event(apps.IntegrationAdded, app, 0, integration=integration)
+        return self._save_app(app, [event]), integration
+
+    def remove_integration(self, app_id: str, integration_id: str) -> App:
+        """Stop sending to an integration; its pending deliveries are dropped by the fold."""
+        app = self.get_app(app_id)
+        if integration_id not in {i.id for i in app.integrations}:
+            raise apps.AppConfigError(f"app {app_id} has no integration {integration_id}")
+        event = self._event(apps.IntegrationRemoved, app, 0, integration_id=integration_id)
+        return self._save_app(app, [event])
+
     def _changes(
         self,
         app: App,
@@ -310,7 +353,11 @@ def _refuse_plain_beside_sealed(app: App) -> None:
     """A process without SUBLEDGER_SECRETS_KEY would store a new secret in plain text, for
     good (the log is append-only). Where the app already keeps its secrets encrypted, that
     is an operator running the CLI from the wrong shell: refuse, and say why."""
-    held = [*app.webhook_secrets, *([app.stripe_api_key] if app.stripe_api_key else [])]
+    held = [
+        *app.webhook_secrets,
+        *([app.stripe_api_key] if app.stripe_api_key else []),
+        *(i.authorization for i in app.integrations if i.authorization),
+    ]
     if any(secret.scheme != "plain" for secret in held):
         raise apps.AppConfigError(
             f"app {app.app_id} keeps its secrets encrypted: set SUBLEDGER_SECRETS_KEY "
@@ -326,6 +373,19 @@ def app_settings(app: App) -> dict[str, Any]:
         "webhook_secrets": [s.fingerprint for s in app.webhook_secrets],
         "entitlements": app.entitlements,
         "stripe_api_key": app.stripe_api_key.fingerprint if app.stripe_api_key else None,
+        "integrations": [integration_settings(i) for i in app.integrations],
+    }
+
+
+def integration_settings(integration: Integration) -> dict[str, Any]:
+    """An integration as listings show it: the Authorization value as its fingerprint."""
+    sealed = integration.authorization
+    return {
+        "id": integration.id,
+        "url": integration.url,
+        "authorization": sealed.fingerprint if sealed else None,
+        "event_types": list(integration.event_types) or "all",
+        "environment": integration.environment,
     }
 
 

@@ -187,9 +187,10 @@ def _notifications(app_id: str) -> list[Fact]:
 
 
 @st.composite
-def logs(draw: st.DrawFn) -> MemoryLog:
+def logs(draw: st.DrawFn, integration: bool = False) -> MemoryLog:
     """An app with random settings and a random mix of its facts: notifications, tokens of
-    several users for the same purchases (aliases, transfers, refusals), attributes."""
+    several users for the same purchases (aliases, transfers, refusals), attributes; with
+    `integration`, an outbound integration added somewhere among them."""
     log = MemoryLog()
     app_id = log.new_app(
         aggregate=APP,
@@ -222,6 +223,12 @@ def logs(draw: st.DrawFn) -> MemoryLog:
     )
     facts = draw(st.lists(st.sampled_from(pool) | tokens | attributes, min_size=1, max_size=14))
     log.append(*facts)
+    if integration:
+        at = draw(st.integers(2, len(log.facts)))
+        later = log.facts[at:]
+        del log.facts[at:]
+        log.add_integration(app_id, environment=draw(st.sampled_from(["both", "sandbox"])))
+        log.append(*later)
     return log
 
 

@@ -56,6 +56,8 @@ def token(b: Batch, ctx: Context, fact: TokenPosted) -> None:
     p, outcome, message = take(b, ctx, p, fact.app_user_id)
     if key.startswith("cs_") and p.owner == fact.app_user_id:
         p = msgspec.structs.replace(p, claimed_at_ms=fact.received_at_ms)
+    if fact.presented_offering_identifier and p.owner == fact.app_user_id:
+        p = msgspec.structs.replace(p, offering=fact.presented_offering_identifier)
     b.save_purchase(fact.app_id, p)
     b.rows.put(
         TOKENS,

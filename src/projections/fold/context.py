@@ -39,3 +39,4 @@ class Context(msgspec.Struct, frozen=True, gc=False):
     kind: str
     created: int | None
     event_id: str | None = None
+    fact_id: str = ""  # the fact's own id: what derived outbound event ids are made of

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from projections.fold import claims, customers, notifications, settings
+from projections.fold import claims, customers, deliveries, notifications, outbound, settings
 from projections.fold.context import Context, Rows
 from projections.fold.state import Batch
 from projections.model import UNPROJECTABLE, HistoryEntry, HistoryPart, Unprojectable
@@ -13,9 +13,12 @@ from projections.rules.subjects import event_subject
 from subledger import apps
 from subledger.facts import (
     AttributesPosted,
+    DeliveryAttempted,
     NotificationReceived,
     NotificationRedelivered,
+    RedeliveryRequested,
     StripeObjectRead,
+    TestEventRequested,
     TokenPosted,
     UserIdentified,
 )
@@ -36,13 +39,18 @@ def context(position: int, record: Any) -> Context:
                 kind,
                 record.created,
                 record.event_id,
+                record.originator_id.hex,
             )
         case apps.AppEvent():
             app_id = apps.app_id_of(record.originator_id)
-            return Context(app_id, position, record.received_at_ms, "settings", None)
+            fact_id = f"{record.originator_id.hex}/{record.originator_version}"
+            return Context(app_id, position, record.received_at_ms, "settings", None, None, fact_id)
         case _:
             kind = getattr(record, "kind", "fact")
-            return Context(record.app_id, position, record.received_at_ms, kind, None)
+            fact_id = record.originator_id.hex
+            return Context(
+                record.app_id, position, record.received_at_ms, kind, None, None, fact_id
+            )
 
 
 def apply(b: Batch, position: int, record: Any, obj: Any = None) -> None:
@@ -63,8 +71,15 @@ def apply(b: Batch, position: int, record: Any, obj: Any = None) -> None:
             notifications.stripe_read(b, ctx, record, obj)
         case apps.AppEvent():
             settings.settings(b, ctx, record)
+        case DeliveryAttempted():
+            deliveries.attempted(b, ctx, record)
+        case TestEventRequested():
+            outbound.send_test(b, ctx, record)
+        case RedeliveryRequested():
+            deliveries.redelivery(b, ctx, record)
         case _:
             pass
+    outbound.purchase_events(b, ctx)
     b.end_fact(ctx)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import msgspec
 
 from projections.fold.context import Context
+from projections.fold.deliveries import integration_removed
 from projections.fold.state import Batch
-from projections.model import APPS, CUSTOMERS
+from projections.model import APPS, CUSTOMERS, IntegrationState
 from subledger import apps
 
 
@@ -30,6 +31,17 @@ def settings(b: Batch, ctx: Context, event: apps.AppEvent) -> None:
             )
             b.rows.put(APPS, ctx.app_id, "", state)
             remap(b, ctx, old)
+        case apps.IntegrationAdded(integration=added):
+            kept = tuple(i for i in state.integrations if i.id != added.id)
+            filters = IntegrationState(
+                id=added.id, event_types=added.event_types, environment=added.environment
+            )
+            state = msgspec.structs.replace(state, integrations=(*kept, filters))
+            b.rows.put(APPS, ctx.app_id, "", state)
+        case apps.IntegrationRemoved(integration_id=gone):
+            kept = tuple(i for i in state.integrations if i.id != gone)
+            b.rows.put(APPS, ctx.app_id, "", msgspec.structs.replace(state, integrations=kept))
+            integration_removed(b, ctx, gone)
         case _:
             pass
 

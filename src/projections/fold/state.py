@@ -39,6 +39,9 @@ class Batch:
         self._views: dict[int, tuple[Purchase, SubscriptionView | None]] = {}
         self._parts: list[HistoryPart] = []  # the current fact's
         self._subjects: dict[str, list[int]] = {}  # subject → indexes of its parts
+        # Purchases the current fact saved, as they were before it (outbound events are
+        # what changed between the two, SPEC 10).
+        self._before: dict[tuple[str, str], Purchase | None] = {}
 
     # --- rows --------------------------------------------------------------------------
 
@@ -70,6 +73,9 @@ class Batch:
         return found or Payments()
 
     def save_purchase(self, app_id: str, p: Purchase) -> None:
+        key = (app_id, p.key)
+        if key not in self._before:
+            self._before[key] = self.rows.get(PURCHASES, app_id, p.key)
         self.rows.put(PURCHASES, app_id, p.key, p)
         owner = self.customer_of(app_id, p.owner)
         if owner is not None:
@@ -104,6 +110,16 @@ class Batch:
         view = subscription_view(p)
         self._views[id(p)] = (p, view)
         return view
+
+    def changed_purchases(self) -> list[tuple[str, Purchase | None, Purchase | None]]:
+        """(app, before, after) of each purchase the current fact saved, by key; forgets
+        them (the next fact starts afresh)."""
+        changed = [
+            (app_id, before, self.purchase(app_id, key))
+            for (app_id, key), before in sorted(self._before.items(), key=lambda i: i[0])
+        ]
+        self._before.clear()
+        return changed
 
     # --- history -----------------------------------------------------------------------
 
@@ -146,6 +162,7 @@ class Batch:
             self.rows.add_history(ctx.app_id, entry, subjects)
         self._parts.clear()
         self._subjects.clear()
+        self._before.clear()
 
     # --- documents ---------------------------------------------------------------------
 

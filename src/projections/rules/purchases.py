@@ -58,6 +58,17 @@ def subscription_product(sub: Subscription) -> str | None:
     return None
 
 
+def subscription_amount(sub: Subscription) -> tuple[int | None, str | None]:
+    """(unit amount x quantity, currency) of the item the product comes from: the list
+    price, before discounts and tax (outbound events' prices)."""
+    for item in sub.items.data if sub.items else []:
+        price = item.price or item.plan
+        if price and ref_id(price.product):
+            amount = None if price.unit_amount is None else price.unit_amount * (item.quantity or 1)
+            return amount, price.currency or sub.currency
+    return None, sub.currency
+
+
 def subscription_period(sub: Subscription) -> tuple[int | None, int | None]:
     """Current period: on the item since API 2025-03-31, on the subscription before."""
     for item in sub.items.data if sub.items else []:
@@ -68,6 +79,7 @@ def subscription_period(sub: Subscription) -> tuple[int | None, int | None]:
 
 def sub_obs(sub: Subscription, order: OrderKey, position: int) -> SubObs:
     start, end = subscription_period(sub)
+    amount, currency = subscription_amount(sub)
     return SubObs(
         order=order,
         position=position,
@@ -83,6 +95,9 @@ def sub_obs(sub: Subscription, order: OrderKey, position: int) -> SubObs:
         livemode=sub.livemode,
         customer=ref_id(sub.customer),
         metadata=sub.metadata or {},
+        amount=amount,
+        currency=currency,
+        cancel_reason=sub.cancellation_details.reason if sub.cancellation_details else None,
     )
 
 
@@ -106,6 +121,8 @@ def session_obs(session: CheckoutSession, order: OrderKey, position: int) -> Ses
         payment_intent=ref_id(session.payment_intent),
         metadata=session.metadata or {},
         client_reference_id=session.client_reference_id,
+        amount_total=session.amount_total,
+        currency=session.currency,
     )
 
 
@@ -174,6 +191,7 @@ def charge_obs(charge: Charge, order: OrderKey, position: int) -> ChargeObs:
         payment_intent=ref_id(charge.payment_intent),
         created=charge.created,
         refunded_at=refunded_at,
+        currency=charge.currency,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from projections.model import InvoiceObs, Purchase, SubObs
+from projections.model import InvoiceObs, LinkedCharge, Purchase, SubObs
 from projections.rules.purchases import TERMINAL
 from projections.views import OneTimeView, SubscriptionView
 
@@ -148,20 +148,27 @@ def _latest_invoice(p: Purchase) -> InvoiceObs | None:
 
 def _refund(p: Purchase, latest: SubObs) -> tuple[int | None, bool]:
     """Full refund of a charge paying the latest period → its refund time (access ends)."""
+    full, partial = latest_period_refunds(p, latest)
+    refunded = [c.charge.refunded_at for c in full if c.charge.refunded_at is not None]
+    return (max(refunded) if refunded else None), partial
+
+
+def latest_period_refunds(p: Purchase, latest: SubObs) -> tuple[list[LinkedCharge], bool]:
+    """The charges paying the latest period that were refunded in full, and whether any
+    other charge was refunded in part."""
     latest_invoices = {
         i.id
         for i in p.invoices.values()
         if latest.period_end is not None and (i.period_end or 0) >= latest.period_end
     }
-    refunded: list[int] = []
+    full: list[LinkedCharge] = []
     partial = False
     for linked in p.charges.values():
         charge = linked.charge
         if charge.amount_refunded <= 0:
             continue
         if charge.amount_refunded >= charge.amount and linked.invoice in latest_invoices:
-            if charge.refunded_at is not None:
-                refunded.append(charge.refunded_at)
+            full.append(linked)
         else:
             partial = True
-    return (max(refunded) if refunded else None), partial
+    return full, partial

@@ -12,10 +12,13 @@ from typing import Any, NamedTuple
 from projections.model import (
     APPS,
     CUSTOMERS,
+    DELIVERIES,
     DOCUMENTS,
     HISTORY,
     HISTORY_SUBJECTS,
     LINKS,
+    OUTBOUND_EVENTS,
+    OUTBOX,
     PAYMENTS,
     PURCHASES,
     TOKENS,
@@ -23,6 +26,9 @@ from projections.model import (
     USERS,
     AppState,
     Customer,
+    Delivery,
+    OutboundEvent,
+    OutboxEntry,
     Payments,
     Purchase,
     TokenOutcome,
@@ -59,6 +65,9 @@ TABLES: dict[str, Table] = {
         _state(DOCUMENTS, "customers"),
         _state(UNPROJECTABLE, "history"),
         Table(HISTORY, "history", ("app_id", "position"), ("position",), "entry"),
+        _state(OUTBOUND_EVENTS, "outbound"),
+        _state(DELIVERIES, "outbound"),
+        _state(OUTBOX, "outbound"),
         Table(
             HISTORY_SUBJECTS,
             "history",
@@ -79,8 +88,11 @@ ROW_TYPES: dict[str, Any] = {
     TOKENS: TokenOutcome,
     DOCUMENTS: Subscriber,
     UNPROJECTABLE: Unprojectable,
+    OUTBOUND_EVENTS: OutboundEvent,
+    DELIVERIES: Delivery,
+    OUTBOX: OutboxEntry,
 }
-PROJECTIONS: tuple[str, ...] = ("purchases", "ownership", "customers", "history")
+PROJECTIONS: tuple[str, ...] = ("purchases", "ownership", "customers", "history", "outbound")
 
 
 def tables_of(projection: str) -> list[Table]:

@@ -27,17 +27,24 @@ def ref_id(value: IdOrObject) -> str | None:
 
 class Price(msgspec.Struct, frozen=True, gc=False):
     product: IdOrObject = None
+    unit_amount: int | None = None  # minor units; null for tiered or custom prices
+    currency: str | None = None
 
 
 class SubscriptionItem(msgspec.Struct, frozen=True, gc=False):
     price: Price | None = None
     plan: Price | None = None
+    quantity: int | None = None
     current_period_start: int | None = None  # API >= 2025-03-31
     current_period_end: int | None = None
 
 
 class ItemList(msgspec.Struct, frozen=True, gc=False):
     data: list[SubscriptionItem] = []
+
+
+class CancellationDetails(msgspec.Struct, frozen=True, gc=False):
+    reason: str | None = None  # cancellation_requested | payment_failed | payment_disputed
 
 
 class Subscription(msgspec.Struct, frozen=True, gc=False):
@@ -54,6 +61,8 @@ class Subscription(msgspec.Struct, frozen=True, gc=False):
     current_period_start: int | None = None  # API < 2025-03-31
     current_period_end: int | None = None
     items: ItemList | None = None
+    currency: str | None = None
+    cancellation_details: CancellationDetails | None = None
 
 
 class LineItemPrice(msgspec.Struct, frozen=True, gc=False):
@@ -78,6 +87,8 @@ class CheckoutSession(msgspec.Struct, frozen=True, gc=False):
     livemode: bool = False
     created: int | None = None
     line_items: LineItemList | None = None  # only when expanded (API reads)
+    amount_total: int | None = None
+    currency: str | None = None
 
 
 class SubscriptionDetails(msgspec.Struct, frozen=True, gc=False):
@@ -142,6 +153,7 @@ class Charge(msgspec.Struct, frozen=True, gc=False):
     created: int | None = None
     livemode: bool = False
     refunds: RefundList | None = None
+    currency: str | None = None
 
 
 class InvoicePaymentRef(msgspec.Struct, frozen=True, gc=False):
