@@ -16,10 +16,19 @@ from subledger.sealing import Sealer, SealingError
 log = logging.getLogger("subledger.registry")
 
 
+class Receiver(msgspec.Struct, frozen=True):
+    """An integration as the sender needs it: where to POST, with which Authorization."""
+
+    id: str
+    url: str
+    authorization: str | None
+
+
 class LoadedApp(msgspec.Struct, frozen=True):
     app: App
     webhook_secrets: tuple[tuple[str, str], ...]  # (fingerprint, secret)
     stripe_api_key: str | None
+    receivers: tuple[Receiver, ...] = ()
 
     @property
     def app_id(self) -> str:
@@ -72,7 +81,22 @@ class AppRegistry:
         except SealingError as error:
             log.error("app %s cannot be loaded: %s", app.app_id, error)
             return None
-        return LoadedApp(app=app, webhook_secrets=secrets, stripe_api_key=key)
+        receivers = []
+        for integration in app.integrations:
+            try:
+                sealed = integration.authorization
+                value = self._sealer.open(sealed) if sealed else None
+            except SealingError as error:  # its deliveries wait; the app itself still works
+                log.error("integration %s cannot be loaded: %s", integration.id, error)
+                continue
+            receivers.append(Receiver(id=integration.id, url=integration.url, authorization=value))
+        return LoadedApp(
+            app=app, webhook_secrets=secrets, stripe_api_key=key, receivers=tuple(receivers)
+        )
+
+    def loaded(self) -> list[LoadedApp]:
+        """Every app as of the last refresh (no I/O)."""
+        return list(self._by_id.values())
 
     def any_stripe_key(self) -> bool:
         return any(app.stripe_api_key for app in self._by_id.values())

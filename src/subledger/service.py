@@ -13,6 +13,7 @@ from projections.model import Purchase
 from projections.reader import Reader
 from projections.runner import Projector
 from subledger.childprojector import ChildProjector
+from subledger.delivery.deliverer import Deliverer
 from subledger.facts import Fact
 from subledger.ingest import GroupCommitter
 from subledger.ledger import Ledger
@@ -61,6 +62,13 @@ class Service:
         self.refunds = RefundLinker(
             self.ledger, self.reader, self.registry, self.reads, self.appended
         )
+        # Outbound webhooks (SPEC 10): sent from here unless SUBLEDGER_DELIVERY=external; a
+        # lease in the store keeps one sender at a time across processes.
+        self.deliverer = (
+            Deliverer(self.ledger, self.reader, self.registry, settings, appended=self.appended)
+            if settings.delivery == "thread"
+            else None
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._read_slots: anyio.CapacityLimiter | None = None  # made on the event loop
@@ -82,6 +90,8 @@ class Service:
         if self.child is not None:
             self.spawn("projector-process", self.child.run)
         self.spawn("refund-linker", self.refunds.run)
+        if self.deliverer is not None:
+            self.spawn("deliverer", self.deliverer.run)
 
     def appended(self) -> None:
         """Something was appended here: wake the in-process projector now, not at its poll."""

@@ -16,6 +16,9 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 ProjectorChoice = Literal["auto", "thread", "process", "external"]
+DeliveryChoice = Literal["thread", "external"]
+# RevenueCat's retries after a failed delivery: 5, 10, 20, 40 and 80 minutes (SPEC 10).
+DEFAULT_RETRIES_S = (300.0, 600.0, 1200.0, 2400.0, 4800.0)
 
 
 class SettingsError(ValueError):
@@ -55,6 +58,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_max_group: int = 256
     projector: ProjectorChoice = "auto"
     cors_origins: tuple[str, ...] = ()
+    delivery: DeliveryChoice = "thread"
+    delivery_retries_s: tuple[float, ...] = DEFAULT_RETRIES_S
+    delivery_timeout_s: float = 60.0
+    delivery_concurrency: int = 8  # requests in flight per integration
+    delivery_max_age_s: float = 86_400.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -78,6 +86,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ingest_max_group=_int(environ, "SUBLEDGER_INGEST_MAX_GROUP", 256, low=1, high=10_000),
             projector=_projector(environ.get("SUBLEDGER_PROJECTOR", "").strip() or "auto"),
             cors_origins=parse_origins(environ.get("SUBLEDGER_CORS_ORIGINS", "")),
+            delivery=_delivery(environ.get("SUBLEDGER_DELIVERY", "").strip() or "thread"),
+            delivery_retries_s=_retries(environ.get("SUBLEDGER_DELIVERY_RETRIES_S", "")),
+            delivery_timeout_s=_float(environ, "SUBLEDGER_DELIVERY_TIMEOUT_S", 60.0),
+            delivery_concurrency=_int(
+                environ, "SUBLEDGER_DELIVERY_CONCURRENCY", 8, low=1, high=256
+            ),
+            delivery_max_age_s=_float(environ, "SUBLEDGER_DELIVERY_MAX_AGE_S", 86_400.0),
         )
 
     @property
@@ -213,6 +228,31 @@ def _projector(value: str) -> ProjectorChoice:
         if value == mode:
             return mode
     raise SettingsError("SUBLEDGER_PROJECTOR must be auto, thread, process or external")
+
+
+def _delivery(value: str) -> DeliveryChoice:
+    for mode in ("thread", "external"):
+        if value == mode:
+            return mode
+    raise SettingsError("SUBLEDGER_DELIVERY must be thread or external")
+
+
+def _retries(value: str) -> tuple[float, ...]:
+    """`300,600,1200,2400,4800` (seconds after each failed attempt); `none`: no retries."""
+    raw = value.strip()
+    if not raw:
+        return DEFAULT_RETRIES_S
+    if raw.lower() == "none":
+        return ()
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(
+            f"SUBLEDGER_DELIVERY_RETRIES_S must be seconds like 300,600,1200, got {raw!r}"
+        ) from None
+    if any(not 0 < d <= 7 * 86_400 for d in delays) or len(delays) > 50:
+        raise SettingsError("SUBLEDGER_DELIVERY_RETRIES_S: 1-50 delays, each 0-604800 seconds")
+    return delays
 
 
 def _redact(url: str) -> str:

@@ -38,7 +38,12 @@ def graph(folder: Path) -> dict[str, set[str]]:
 
 
 # The service layer may use everything; nothing below it may use the service layer.
-SERVICE = ("subledger.service", "subledger.refunds", "subledger.childprojector")
+SERVICE = (
+    "subledger.service",
+    "subledger.refunds",
+    "subledger.childprojector",
+    "subledger.delivery",
+)
 ENTRY_POINTS = ("subledger.http", "subledger.cli")
 # projections/, bottom to top: each layer imports only the layers before it (and itself).
 PROJECTION_LAYERS = (
@@ -46,7 +51,13 @@ PROJECTION_LAYERS = (
     ("projections.rules",),
     ("projections.fold",),
     ("projections.storage",),
-    ("projections.runner", "projections.replay", "projections.reader", "projections.history"),
+    (
+        "projections.runner",
+        "projections.replay",
+        "projections.reader",
+        "projections.history",
+        "projections.deliveries",
+    ),
 )
 
 

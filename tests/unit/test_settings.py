@@ -182,3 +182,31 @@ def test_a_bad_cors_origin_stops_the_process_with_its_value(value: str) -> None:
     with pytest.raises(SettingsError, match="SUBLEDGER_CORS_ORIGINS") as raised:
         Settings.from_env({"SUBLEDGER_CORS_ORIGINS": f"https://ok.example.com,{value}"})
     assert repr(value) in str(raised.value)
+
+
+def test_delivery_defaults_follow_revenuecat() -> None:
+    settings = Settings.from_env({})
+    assert settings.delivery == "thread"
+    assert settings.delivery_retries_s == (300, 600, 1200, 2400, 4800)
+    assert settings.delivery_timeout_s == 60
+    assert settings.delivery_concurrency == 8
+
+
+def test_the_retry_schedule_can_run_in_seconds_or_not_at_all() -> None:
+    quick = Settings.from_env({"SUBLEDGER_DELIVERY_RETRIES_S": "0.5, 1,2"})
+    assert quick.delivery_retries_s == (0.5, 1, 2)
+    assert Settings.from_env({"SUBLEDGER_DELIVERY_RETRIES_S": "none"}).delivery_retries_s == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"SUBLEDGER_DELIVERY_RETRIES_S": "5,x"}, "must be seconds"),
+        ({"SUBLEDGER_DELIVERY_RETRIES_S": "5,-1"}, "each 0-604800"),
+        ({"SUBLEDGER_DELIVERY": "process"}, "thread or external"),
+        ({"SUBLEDGER_DELIVERY_CONCURRENCY": "0"}, "between 1 and 256"),
+    ],
+)
+def test_bad_delivery_settings_are_one_line_errors(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SettingsError, match=fragment):
+        Settings.from_env(env)

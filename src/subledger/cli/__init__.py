@@ -7,7 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from subledger.cli import appcommands, auditcommands, output, servecommands
+from subledger.cli import (
+    appcommands,
+    auditcommands,
+    integrationcommands,
+    output,
+    servecommands,
+)
 from subledger.runtime import tune_runtime
 from subledger.settings import Settings, SettingsError
 
@@ -22,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     servecommands.register(commands)
     appcommands.register(commands)
     auditcommands.register(commands)
+    integrationcommands.register(commands)
     return parser
 
 

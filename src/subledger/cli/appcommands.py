@@ -9,6 +9,7 @@ import msgspec
 
 from subledger.apps import App, AppConfig, AppConfigError, parse_entitlement
 from subledger.cli.output import add_json_flag, emit, fail
+from subledger.integrations import IntegrationError
 from subledger.ledger import ConcurrentChangeError, Ledger, UnknownAppError, app_settings
 from subledger.sealing import Sealer, SealingError
 from subledger.settings import Settings
@@ -97,7 +98,7 @@ def _entitlements(args: argparse.Namespace) -> dict[str, list[str]] | None:
     return mapping
 
 
-def _run(args: argparse.Namespace, settings: Settings, action: Any) -> int:
+def run_on_ledger(args: argparse.Namespace, settings: Settings, action: Any) -> int:
     """Open the store, run the action, turn refusals into one-line errors (exit 1)."""
     try:
         ledger = Ledger(settings.database, sealer=Sealer(settings.secrets_key))
@@ -106,7 +107,13 @@ def _run(args: argparse.Namespace, settings: Settings, action: Any) -> int:
     try:
         code: int = action(ledger)
         return code
-    except (AppConfigError, UnknownAppError, ConcurrentChangeError, SealingError) as error:
+    except (
+        AppConfigError,
+        IntegrationError,
+        UnknownAppError,
+        ConcurrentChangeError,
+        SealingError,
+    ) as error:
         return fail(args, str(error).strip("'\""))
     except StoreUnavailableError as error:
         return fail(args, f"store unavailable: {error}")
@@ -129,9 +136,15 @@ def _describe(app: App, keys: tuple[str, str] | None = None) -> tuple[dict[str, 
 
 def _human(value: Any) -> str:
     if isinstance(value, dict):
-        return "; ".join(f"{k}={','.join(v)}" for k, v in value.items()) or "-"
+        return "; ".join(f"{k}={_listed(v)}" for k, v in value.items()) or "-"
     if isinstance(value, list):
-        return ", ".join(value) or "-"
+        return ", ".join(v if isinstance(v, str) else _human(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def _listed(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(value)
     return "-" if value is None else str(value)
 
 
@@ -148,7 +161,7 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
         )
         return emit(args, *_describe(app, (public_key, secret_key)))
 
-    return _run(args, settings, action)
+    return run_on_ledger(args, settings, action)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -158,11 +171,13 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         human = "\n".join(f"{a.app_id}  {a.name}" for a in found) or "no apps yet"
         return emit(args, data, human)
 
-    return _run(args, settings, action)
+    return run_on_ledger(args, settings, action)
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    return _run(args, settings, lambda ledger: emit(args, *_describe(ledger.get_app(args.app_id))))
+    return run_on_ledger(
+        args, settings, lambda ledger: emit(args, *_describe(ledger.get_app(args.app_id)))
+    )
 
 
 def _set(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,7 +192,7 @@ def _set(args: argparse.Namespace, settings: Settings) -> int:
         )
         return emit(args, *_describe(app))
 
-    return _run(args, settings, action)
+    return run_on_ledger(args, settings, action)
 
 
 def _rotate(args: argparse.Namespace, settings: Settings) -> int:
@@ -185,7 +200,7 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
         app, keys = ledger.change_app(args.app_id, rotate_keys=True)
         return emit(args, *_describe(app, keys))
 
-    return _run(args, settings, action)
+    return run_on_ledger(args, settings, action)
 
 
 def _add_secret(args: argparse.Namespace, settings: Settings) -> int:
@@ -193,7 +208,7 @@ def _add_secret(args: argparse.Namespace, settings: Settings) -> int:
         app, _ = ledger.change_app(args.app_id, add_secrets=[args.secret])
         return emit(args, *_describe(app))
 
-    return _run(args, settings, action)
+    return run_on_ledger(args, settings, action)
 
 
 def _remove_secret(args: argparse.Namespace, settings: Settings) -> int:
@@ -201,4 +216,4 @@ def _remove_secret(args: argparse.Namespace, settings: Settings) -> int:
         app, _ = ledger.change_app(args.app_id, remove_secrets=[args.secret])
         return emit(args, *_describe(app))
 
-    return _run(args, settings, action)
+    return run_on_ledger(args, settings, action)

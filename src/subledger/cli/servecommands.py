@@ -15,11 +15,15 @@ from typing import Any
 import msgspec
 import uvicorn
 
+from projections.reader import Reader
 from projections.runner import Projector
 from subledger import logs
 from subledger.cli.output import add_json_flag, emit, fail
+from subledger.delivery.deliverer import Deliverer
 from subledger.http.app import create_app
 from subledger.ledger import Ledger
+from subledger.registry import AppRegistry
+from subledger.sealing import Sealer
 from subledger.settings import ProjectorChoice, Settings
 
 log = logging.getLogger("subledger.cli")
@@ -56,6 +60,13 @@ def register(commands: Any) -> None:
     project.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     add_json_flag(project)
     project.set_defaults(handler=_project)
+
+    deliver = commands.add_parser(
+        "deliver",
+        help="send outbound webhooks (SPEC 10) in this process; for SUBLEDGER_DELIVERY=external",
+    )
+    add_json_flag(deliver)
+    deliver.set_defaults(handler=_deliver)
 
 
 def stop_on_signals() -> threading.Event:
@@ -143,4 +154,28 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         projector.close()
+        ledger.close()
+
+
+def _deliver(args: argparse.Namespace, settings: Settings) -> int:
+    """Send outbound webhooks until SIGINT/SIGTERM: one sender at a time across processes
+    (a lease), so `serve` with SUBLEDGER_DELIVERY=thread may run beside it."""
+    logs.configure(settings.log_level)
+    try:
+        ledger = Ledger(settings.database)
+        reader = Reader(settings.database)
+    except Exception as error:  # noqa: BLE001
+        return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
+    stop = stop_on_signals()
+    registry = AppRegistry(ledger, Sealer(settings.secrets_key))
+    try:
+        registry.refresh()
+        threading.Thread(target=registry.run, args=(stop,), daemon=True).start()
+        deliverer = Deliverer(ledger, reader, registry, settings)
+        log.info("delivering outbound webhooks", extra={"store": settings.database.kind})
+        deliverer.run(stop)
+        log.info("delivery stopped", extra={"attempts": deliverer.attempts})
+        return 0
+    finally:
+        reader.close()
         ledger.close()
