@@ -18,6 +18,7 @@ from projections.replay import Replay
 from projections.storage.db import ViewDb
 from subledger.delivery.deliverer import Deliverer
 from subledger.delivery.lease import Lease
+from subledger.facts import DeliveryAttempted
 from subledger.ledger import Ledger
 from subledger.registry import AppRegistry
 from subledger.settings import Settings, parse_database_url
@@ -271,3 +272,40 @@ def test_a_test_event_from_the_cli(
     assert got.event["type"] == "TEST"
     assert got.event["app_id"] == keys.app_id
     assert "authorization" not in got.headers
+
+
+class Misrecording(Deliverer):
+    """A sender whose attempts do not move their delivery (as if the fold could not apply
+    them): it must not post the same delivery again and again."""
+
+    async def _record(self, fact: DeliveryAttempted) -> int | None:
+        lost = msgspec.structs.replace(fact, outbound_event_id="not-this-event")
+        return await super()._record(lost)
+
+
+def test_an_attempt_that_does_not_apply_is_never_resent_in_a_loop(
+    settings: Settings, rx: Receiver
+) -> None:
+    with harness(quick(settings, delivery="external")) as h:
+        keys = h.app()
+        integrate(h, keys, rx.url())
+        purchase(h, keys)
+        h.settle()
+        registry = AppRegistry(h.ledger, h.service.sealer)
+        registry.refresh()
+        sender = Misrecording(
+            h.ledger, h.service.reader, registry, h.service.settings, appended=h.settle, poll_s=0.02
+        )
+        stop = threading.Event()
+        thread = threading.Thread(target=sender.run, args=(stop,))
+        thread.start()
+        try:
+            rx.wait_for("/hook", 1)
+            time.sleep(1.0)  # fifty polls
+        finally:
+            stop.set()
+            thread.join()
+        h.settle()
+        (delivery,) = deliveries(h, keys)
+    assert len(rx.at("/hook")) == 1
+    assert delivery.status == "pending"  # shown as stuck, for an operator to look at

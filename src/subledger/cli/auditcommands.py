@@ -251,6 +251,9 @@ def _summary(record: Any) -> str:
         ("app_user_id", "fetch_token"),
         ("app_user_id", "new_app_user_id"),
         ("request", "status"),
+        ("integration_id", "outbound_event_id", "status"),
+        ("integration_id", "outbound_event_id"),
+        ("integration_id",),
         ("topic", "reason"),
         ("name",),
     ):

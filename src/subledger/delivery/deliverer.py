@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -40,6 +41,7 @@ from subledger.settings import Settings
 log = logging.getLogger("subledger.delivery")
 LEASE = "outbound-deliveries"
 MAX_GROUP = 256  # attempts appended together at most
+MAX_FINISHED = 100_000  # keys remembered as done (a few MB)
 _encoder = msgspec.json.Encoder()  # a struct's fields in their fixed order: the same bytes
 T = TypeVar("T")
 
@@ -78,6 +80,11 @@ class Deliverer:
         self._ready_at: int | None = None  # the log end when the lease was taken
         self._busy: dict[str, str] = {}  # outbox key → integration, being sent
         self._recorded: dict[str, tuple[str, int]] = {}  # key → (integration, fact position)
+        # Keys whose attempt the projection applied: such a key never comes back unless its
+        # attempt could not be applied (an unprojectable fact). Never sent twice, so a fold
+        # bug cannot make the sender hammer a receiver.
+        self._finished: OrderedDict[str, str] = OrderedDict()
+        self._stuck: dict[str, str] = {}
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="delivery-io")
         self._facts: asyncio.Queue[tuple[DeliveryAttempted, asyncio.Future[int]]] | None = None
         self._wake: asyncio.Event | None = None
@@ -130,7 +137,12 @@ class Deliverer:
         if position < self._ready_at:
             return  # attempts recorded before this sender took over are not applied yet
         # An attempt the projection has applied has moved its delivery out of that key.
-        self._recorded = {k: v for k, v in self._recorded.items() if v[1] > position}
+        for key, (integration, at) in list(self._recorded.items()):
+            if at <= position:
+                del self._recorded[key]
+                self._finished[key] = integration
+        while len(self._finished) > MAX_FINISHED:
+            self._finished.popitem(last=False)
         now = self.clock()
         for loaded in self.registry.loaded():
             for receiver in loaded.receivers:
@@ -150,11 +162,15 @@ class Deliverer:
         if free <= 0:
             return
         waiting = sum(1 for i, _ in self._recorded.values() if i == receiver.id)
+        waiting += sum(1 for i in self._stuck.values() if i == receiver.id)
         due = await self._io_call(self.outbox.due, app_id, receiver.id, now, free + busy + waiting)
         for key, entry in due:
             if free <= 0:
                 break
-            if key in self._busy or key in self._recorded:
+            if key in self._finished and key not in self._stuck:
+                self._stuck[key] = receiver.id
+                log.error("outbound %s: its recorded attempt was not applied; not resent", key)
+            if key in self._busy or key in self._recorded or key in self._stuck:
                 continue
             free -= 1
             self._busy[key] = receiver.id
