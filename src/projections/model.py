@@ -113,7 +113,7 @@ class Purchase(Row, frozen=True, kw_only=True):
     sessions: tuple[str, ...] = ()  # subscription-mode cs_ ids that alias this purchase
     customer: str | None = None  # Stripe customer id
     # A `cs_` token's placeholder: when its owner's token was posted. The claim is judged
-    # only once the session names its subscription, but as of this time (decision 45).
+    # only once the session names its subscription, but as of this time.
     claimed_at_ms: int | None = None
     offering: str | None = None  # the presented offering its owner's token named
 
@@ -251,7 +251,8 @@ class HistoryEntry(Row, frozen=True, kw_only=True):
 
 
 class Unprojectable(Row, frozen=True, kw_only=True):
-    """A fact the fold could not apply: recorded, skipped, and shown (decision: total fold)."""
+    """A fact the fold could not apply: recorded, skipped and shown (docs/decisions.md, "The
+    fold is total")."""
 
     position: int
     kind: str

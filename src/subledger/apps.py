@@ -198,8 +198,9 @@ def aggregate_id_of(app_id: str) -> uuid.UUID | None:
 
 
 # RevenueCat's web SDK accepts only keys matching ^(rcb|test|pdl|strp)_[A-Za-z0-9_.-]+$;
-# `strp_` is its prefix for Stripe apps (decisions-sdk.md). Public keys issued before were
-# `slpk_…`: they stay valid, so the registry still looks them up.
+# `strp_` is its prefix for Stripe apps (docs/decisions.md, "Public keys carry RevenueCat's
+# Stripe prefix"). Public keys issued before were `slpk_…`: they stay valid, so the registry
+# still looks them up.
 PUBLIC_KEY_PREFIX = "strp_"
 SECRET_KEY_PREFIX = "slsk_"  # noqa: S105 - a prefix, not a secret
 KEY_PREFIXES = (PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX, "slpk_")

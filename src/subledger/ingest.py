@@ -42,7 +42,7 @@ class GroupCommitter:
         self._writer: asyncio.Task[None] | None = None
         # The writer's own thread slot: in anyio's shared pool (40 threads) it queued behind
         # receipts waiting for the projection, and webhooks answered 503 while the store
-        # was fine (decision 45).
+        # was fine.
         self._thread: anyio.CapacityLimiter | None = None
 
     async def submit(self, fact: Fact) -> int | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import sys
 
-# Measured with scripts/bench/project_phases postgresql 100000 (docs/decisions.md, 28):
+# Measured with a catch-up of 100,000 facts on PostgreSQL (docs/decisions.md, "Interpreter
+# settings in every `subledger` process"):
 SWITCH_INTERVAL_S = 0.0005  # default 0.005: ~7.1k facts/s; 0.0005: ~9.9k; 0.0002: ~8.6k
 GC_THRESHOLDS = (50_000, 20, 20)  # default (700, 10, 10)
 

@@ -32,7 +32,7 @@ def lacks_product(purchase: Purchase) -> bool:
     """A one-time Checkout purchase known only from a webhook: webhook sessions carry no
     `line_items`, so its product (and entitlement) is known only through a read of the
     session. Without this, a token posted after `checkout.session.completed` left the
-    purchase keyed by the session id, and one posted before it did not (decision 45)."""
+    purchase keyed by the session id, and one posted before it did not."""
     session = purchase.session
     return purchase.kind == "one_time" and session is not None and session.product is None
 
@@ -115,7 +115,7 @@ class Service:
         """`wait_projected` on threads of its own, WAIT_SLOTS at most: waiting receipts used
         to fill anyio's shared pool, so webhook commits queued behind them and answered 503
         while the store was fine. Past WAIT_SLOTS waits, the answer is "not yet" at once
-        (the fact is stored either way) (decision 45)."""
+        (the fact is stored either way)."""
         if self._wait_slots is None:
             self._wait_slots = anyio.CapacityLimiter(WAIT_SLOTS)
         if self._wait_slots.available_tokens < 1:

@@ -48,7 +48,7 @@ def _decoder(topic: str) -> msgspec.msgpack.Decoder[Any]:
     information lazily and publishes it before it is complete; a second thread building a
     decoder for a class that shares a Struct (the projector and a request thread, at a
     server's first requests) could decode with a half-built one and crash the process
-    (a segfault in `mpack_decode`, seen once in CI; decision 45)."""
+    (a segfault in `mpack_decode`, seen once in CI)."""
     found = _DECODERS.get(topic)
     if found is None:
         with _DECODERS_LOCK:

@@ -2,7 +2,7 @@
 
 Each test folds both orders into two apps of one store (SQLite and PostgreSQL) and compares
 what `GET /v1/subscribers/{id}` serves (the stored document) or the purchase row. Found by
-a review of the fold in session 9 (decision 45); each failed before its fix.
+a review of the fold; each failed before its fix.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def test_a_cs_token_before_its_notifications_owns_whichever_arrives_first(
     tracked and given a detected owner, and alice's earlier token then had to claim it
     from that owner: refused, transferred or aliased, depending on the settings. The
     token came first, so it owns in both orders, and detection's owner is not left
-    behind (decision 45)."""
+    behind."""
     session_first = store.run(cs_token_then(SESSION, CREATED), track_new_purchases=True, **config)
     created_first = store.run(cs_token_then(CREATED, SESSION), track_new_purchases=True, **config)
     docs = [store.doc(app_id, "alice") for app_id in (session_first, created_first)]

@@ -131,7 +131,7 @@ REFUSED_IDS = [
     *("no_user", "null", "none", "nil", "(null)", "NaN", "unidentified", "undefined"),
     *("unknown", "anonymous", "guest", "-1", "0", "[]", "{}", "[object Object]"),
     *("\x00", "a\x00b", "a/b", "x" * 101),
-    # compared ignoring case and surrounding spaces (docs/decisions.md, 44)
+    # compared ignoring case and surrounding spaces
     *("NULL", "None", "Guest", " null ", "nan", "[OBJECT OBJECT]", "  "),
 ]
 

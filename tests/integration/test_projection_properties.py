@@ -254,7 +254,7 @@ def test_checksums_are_sha256_of_the_rows_in_key_order(store: FoldStore) -> None
 
 def test_a_folded_batch_is_freed_without_the_cyclic_collector(store: FoldStore) -> None:
     """Batches must not form reference cycles: subledger collects garbage rarely
-    (decision 28), and a cycle would keep every batch's rows alive until it did."""
+    , and a cycle would keep every batch's rows alive until it did."""
     import gc
 
     from projections.fold.state import Batch

@@ -79,7 +79,7 @@ def test_receipts_waiting_on_the_projection_never_hold_up_webhooks(
 ) -> None:
     """45 receipts wait for a projection that does not run. They used to take 40 of anyio's
     shared worker threads, so a webhook's commit queued behind them and Stripe got 503
-    after SUBLEDGER_STORE_TIMEOUT_S although the store was fine (decision 45). Past the
+    after SUBLEDGER_STORE_TIMEOUT_S although the store was fine. Past the
     wait slots, a receipt answers 8504 at once; its token is stored all the same."""
     monkeypatch.setattr("subledger.service.WAIT_SLOTS", 45)
     slow = msgspec.structs.replace(settings, projection_wait_s=4.0, store_timeout_s=1.0)

@@ -225,7 +225,7 @@ def test_metadata_from_the_checkout_session_names_the_owner_in_either_order(
     h: Harness, session_first: bool
 ) -> None:
     """Subscription first, detection has only an anonymous placeholder until the session
-    names alice; alice then replaces it, so both orders end the same (decision 44)."""
+    names alice; alice then replaces it, so both orders end the same."""
     keys = metadata_named_purchase(h, session_first)
     doc = h.subscriber(keys, "alice")["subscriber"]
     assert doc["original_app_user_id"] == "alice"
@@ -452,7 +452,7 @@ def test_deleted_subscription_expires_at_its_end(h: Harness) -> None:
     assert doc["subscriptions"][PRODUCT]["expires_date"] == ended
     assert doc["entitlements"]["pro"]["expires_date"] == ended  # listed, no longer active
     # canceled at once, with neither cancel_at_period_end nor cancel_at: still an
-    # unsubscribe (docs/decisions.md, 44)
+    # unsubscribe
     assert doc["subscriptions"][PRODUCT]["unsubscribe_detected_at"] == ended
 
 
@@ -491,7 +491,7 @@ def test_unpaid_incomplete_expired_and_paused_end_access_when_seen(
 
 
 def test_a_paused_subscription_that_resumes_gets_its_access_back(h: Harness) -> None:
-    """`paused` ends access when seen (decision 45); `active` again restores it."""
+    """`paused` ends access when seen; `active` again restores it."""
     period = (NOW - 10 * DAY, NOW + 20 * DAY)
     keys = subscribed(h, "evt_p1", period)
     for event_id, created, status in (
@@ -510,7 +510,7 @@ def test_a_paused_subscription_that_resumes_gets_its_access_back(h: Harness) -> 
 def test_a_time_beyond_gmtime_neither_stops_the_projection_nor_the_history(h: Harness) -> None:
     """A signed notification may carry any 64-bit time. 10**17 s (year 3,168,875,820) made
     `time.gmtime` raise in the fold, which retried the batch forever: nothing after it was
-    projected and every receipt answered 503 (decision 45)."""
+    projected and every receipt answered 503."""
     far = 10**17
     keys = subscribed(h, "evt_far1", (NOW - DAY, far))
     h.settle()
@@ -525,7 +525,7 @@ def test_a_product_change_keeps_the_old_product_listed_as_expired(
     h: Harness, in_order: bool
 ) -> None:
     """SPEC 7.5: expired entitlements stay listed. Basic until the upgrade is seen, then
-    pro; the same document whichever snapshot arrives first (decision 45)."""
+    pro; the same document whichever snapshot arrives first."""
     keys = h.app(entitlements={"basic": ["prod_Basic"], "pro": [PRODUCT]})
     h.receipt(keys, "u1", "sub_Test0001")
     period = (NOW - 10 * DAY, NOW + 20 * DAY)
@@ -620,7 +620,7 @@ def test_refunding_a_one_time_payment_never_ends_a_subscription(
 ) -> None:
     """Same customer, same amount, paid minutes after the subscription's invoice: the
     refund of a one-time Checkout payment used to be matched to that invoice by amount
-    and time, ending the subscription's access (decision 45)."""
+    and time, ending the subscription's access."""
     period = (NOW - DAY, NOW + 29 * DAY)
     keys = paid_for(h, "evt_o", period)
     h.receipt(keys, "u1", "cs_test_OneTime01")

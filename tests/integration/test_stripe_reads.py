@@ -86,7 +86,7 @@ def test_a_one_time_session_read_names_its_product_from_the_line_items(
 ) -> None:
     """SPEC 7.1: `non_subscriptions[product]`, the product from the session's line items.
     Webhook sessions carry no line items, so when `checkout.session.completed` came first
-    the token still reads the session: both orders end with the product (decision 45)."""
+    the token still reads the session: both orders end with the product."""
     paid = "cs_test_onetime0001"
     session = {
         **scenario_event(1)["data"]["object"],

@@ -4,7 +4,7 @@ msgspec (0.22) fills in a Struct's type information lazily and publishes it befo
 complete: decoders for related Struct types built at the same time in several threads crash
 the process (shown with fresh types by a standalone script, three runs of three). A server
 crashed once in CI with a segfault in msgspec's `mpack_decode`; that exact trigger was not
-reproduced (decision 45). This pins the invariant that removes the lazy construction.
+reproduced. This pins the invariant that removes the lazy construction.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def test_paid_or_void_invoices_beat_open_or_draft_in_the_same_second() -> None:
 def test_the_latest_invoice_is_what_max_by_period_end_then_order_gives(
     invoices: list[tuple[int | None, int, str]],
 ) -> None:
-    """`_latest_invoice` (a plain loop, decision 42) keeps `max`'s rule, ties included."""
+    """`_latest_invoice` (a plain loop) keeps `max`'s rule, ties included."""
     from projections.model import InvoiceObs
     from projections.rules.subscriptions import _latest_invoice
 

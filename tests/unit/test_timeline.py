@@ -106,7 +106,7 @@ def test_ids_and_texts_are_shown_as_they_are_not_as_markup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """App User IDs are data: "a[/]b" made rich raise MarkupError, "[red]vip" lost its
-    brackets and "joe:thumbs_up:" became an emoji (decision 45)."""
+    brackets and "joe:thumbs_up:" became an emoji."""
     monkeypatch.setenv("COLUMNS", "240")
     odd = ["a[/]b", "[red]vip", "joe:thumbs_up:"]
     entries = [

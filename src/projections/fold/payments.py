@@ -75,7 +75,7 @@ def charge(b: Batch, ctx: Context, charge: objects.Charge, order_id: str) -> Non
 
 def one_time_session(b: Batch, ctx: Context, session: SessionObs) -> None:
     """A one-time Checkout payment's intent: a refund of its charge must never be
-    matched to a subscription's invoice of the same amount (decision 45)."""
+    matched to a subscription's invoice of the same amount."""
     intent = session.payment_intent
     if not intent:
         return

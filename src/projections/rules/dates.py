@@ -25,10 +25,10 @@ def day(days: int) -> str:
 
 def civil_day(days: int) -> str:
     """The proleptic Gregorian date of a day count, for any integer. `time.gmtime` raises
-    for years it cannot represent, and a signed Stripe payload may hold any 64-bit time:
-    one such fact made the fold fail on every retry, stopping the projection for good
-    (decision 45). Same text as strftime's "%Y-%m-%d" for years 1000-9999; beyond, the
-    year has as many digits as it needs. (H. Hinnant's `civil_from_days`.)"""
+     for years it cannot represent, and a signed Stripe payload may hold any 64-bit time:
+     one such fact made the fold fail on every retry, stopping the projection for good
+    . Same text as strftime's "%Y-%m-%d" for years 1000-9999; beyond, the
+     year has as many digits as it needs. (H. Hinnant's `civil_from_days`.)"""
     z = days + 719_468
     era = z // 146_097
     doe = z - era * 146_097

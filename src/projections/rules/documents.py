@@ -25,7 +25,7 @@ from projections.views import (
 def empty_subscriber(app_user_id: str, seen_at: str) -> Subscriber:
     """The document of an id nobody has used yet. RevenueCat's SDKs require `first_seen`
     (iOS declares it non-optional), so it and `last_seen` are the request's time, as
-    RevenueCat itself answers a new id; nothing is stored (decision 45)."""
+    RevenueCat itself answers a new id; nothing is stored."""
     return Subscriber(
         original_app_user_id=app_user_id,
         first_seen=seen_at,

@@ -42,7 +42,7 @@ def link_charges(payments: Payments) -> dict[str, tuple[str, str]]:
     one_time = set(payments.one_time_intents)
     for charge in sorted(pending, key=lambda c: (c.created or 0, c.id)):
         if charge.payment_intent in one_time:
-            continue  # a one-time Checkout payment: it paid no invoice (decision 45)
+            continue  # a one-time Checkout payment: it paid no invoice
         candidates = [
             (abs(ref.paid_at - (charge.created or 0)), invoice_id)
             for invoice_id, ref in payments.invoices.items()

@@ -46,7 +46,7 @@ def detect_purchase_owner(app: AppState, app_id: str, p: Purchase) -> tuple[str,
     """The owner detection gives purchase `p`. The subscription's metadata is taken from its
     oldest snapshot naming a valid user (not the newest): an update that clears the
     metadata must give the same owner whether it arrived before `created` (and waited)
-    or after it (decision 45)."""
+    or after it."""
     latest = p.subs[-1] if p.subs else None
     session = p.session
     naming = next(

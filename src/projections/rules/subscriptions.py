@@ -9,7 +9,7 @@ from projections.rules.purchases import TERMINAL
 from projections.views import OneTimeView, SubscriptionView
 
 # `paused` (a trial that ended without a payment method, under Stripe's pause behaviour)
-# stops service until the subscription resumes: it ends access too (decision 45).
+# stops service until the subscription resumes: it ends access too.
 ACCESS_ENDING = ("unpaid", "canceled", "incomplete_expired", "paused")
 NEVER_PAID = ("incomplete", "incomplete_expired")
 
@@ -45,7 +45,7 @@ def replaced_products(p: Purchase) -> list[SubscriptionView]:
     """Products this subscription held before a product change, each as last seen and
     ending when the change was first seen (never later than its period end). SPEC 7.5:
     expired entitlements stay listed, so an upgrade from basic to pro keeps basic in the
-    document, expired (decision 45). Read from the snapshots in their order, so it is the
+    document, expired. Read from the snapshots in their order, so it is the
     same whatever order they arrived in."""
     current = p.subs[-1].product if p.subs else None
     found: dict[str, SubscriptionView] = {}
@@ -85,7 +85,7 @@ def one_time_view(p: Purchase) -> OneTimeView | None:
 def _access_end(subs: tuple[SubObs, ...], latest: SubObs) -> int | None:
     """`unpaid`, `canceled`, `incomplete_expired` end access: at `ended_at`, else when first
     seen in that state, never later than the period end; `past_due` keeps access. A
-    `cancel_at` before the period end is when access will end (decision 45)."""
+    `cancel_at` before the period end is when access will end."""
     if latest.status not in ACCESS_ENDING:
         if latest.cancel_at is not None and latest.period_end is not None:
             return min(latest.cancel_at, latest.period_end)

@@ -25,7 +25,7 @@ def print_timeline(
     involved and what it changed."""
     out = stream or sys.stdout
     # No markup, emoji codes or highlighting: ids and texts are data ("[red]vip", "a[/]b"
-    # and "joe:thumbs_up:" are App User IDs to show as they are, decision 45).
+    # and "joe:thumbs_up:" are App User IDs to show as they are).
     console = Console(file=out, markup=False, emoji=False, highlight=False)
     aliases = ", ".join(history.ids)
     head = Text(history.app_user_id, style="bold")
