@@ -202,8 +202,13 @@ def child_env() -> dict[str, str]:
 
 def child(kind: str, url: str, code: str | None = None) -> dict[str, Any]:
     """Run `kind` in a fresh process (`code`: the source tree to import); its result."""
+    return json_child(child_argv(kind, url, code))
+
+
+def json_child(argv: list[str]) -> dict[str, Any]:
+    """Run a benchmark child process; the JSON object its last output line holds."""
     output = subprocess.run(
-        child_argv(kind, url, code),
+        argv,
         env=child_env(),
         cwd=source.workdir(),
         check=True,

@@ -153,14 +153,17 @@ def generate(app_id: str, count: int, seed: int = 7) -> Iterator[Fact]:
     yield from (fact for _, fact in window)
 
 
-def fill(url: str, count: int) -> float:
-    """A new app and about `count` generated facts in the store at `url`; seconds taken."""
+def fill(url: str, count: int, integration: str | None = None) -> float:
+    """A new app and about `count` generated facts in the store at `url`; seconds taken.
+    `integration`: the app sends its outbound events to this URL (added before the facts)."""
     from subledger.apps import AppConfig
     from subledger.ledger import Ledger
     from subledger.settings import parse_database_url
 
     ledger = Ledger(parse_database_url(url))
     app, _, _ = ledger.create_app("bench", AppConfig(), entitlements={"pro": [PRODUCT]})
+    if integration is not None:
+        ledger.add_integration(app.app_id, integration)
     started = time.perf_counter()
     page: list[Fact] = []
     for fact in generate(app.app_id, count):

@@ -24,10 +24,11 @@ from projections.views import WebhookEvent
 from subledger.facts import DeliveryAttempted, RedeliveryRequested
 
 
-def queue(b: Batch, ctx: Context, body: WebhookEvent, subject: str, targets: list[str]) -> None:
-    """Keep the event and a pending delivery to each target, due at once."""
+def queue(b: Batch, ctx: Context, body: WebhookEvent, subject: str, targets: list[str]) -> bool:
+    """Keep the event and a pending delivery to each target, due at once; False when no
+    integration wants it (then nothing is kept)."""
     if not targets:
-        return
+        return False
     b.rows.put(
         OUTBOUND_EVENTS,
         ctx.app_id,
@@ -43,8 +44,7 @@ def queue(b: Batch, ctx: Context, body: WebhookEvent, subject: str, targets: lis
             position=ctx.position,
         )
         _reopen(b, ctx.app_id, delivery, ctx.received_at_ms)
-    text = f"outbound {body.type} {body.id} queued for {', '.join(targets)}"
-    b.note([subject], text, {"outbound_event": body.id})
+    return True
 
 
 def _reopen(b: Batch, app_id: str, delivery: Delivery, due_ms: int) -> None:

@@ -30,49 +30,62 @@ def purchase_events(b: Batch, ctx: Context) -> None:
     """The events of the purchases the current fact changed, for apps with integrations."""
     for app_id, before, after in b.changed_purchases():
         app = b.app(app_id)
-        if app.integrations and after is not None and after.owner is not None:
-            for body in _events(b, ctx, app, before, after):
-                sandbox = body.environment == "SANDBOX"
-                targets = [i.id for i in app.integrations if wants(i, body.type, sandbox)]
-                queue(b, ctx, body, after.key, targets)
+        if not app.integrations or after is None or after.owner is None:
+            continue
+        events = _events(b, ctx, app, before, after)
+        queued = []
+        for body in events:
+            sandbox = body.environment == "SANDBOX"
+            targets = [i.id for i in app.integrations if wants(i, body.type, sandbox)]
+            if queue(b, ctx, body, after.key, targets):
+                queued.append(f"{body.type} {body.id}")
+        if queued:
+            text = f"outbound {', '.join(queued)} queued"
+            b.note([after.key], text, {"outbound_event": events[0].id})
 
 
 def _events(
     b: Batch, ctx: Context, app: AppState, before: Purchase | None, after: Purchase
 ) -> list[WebhookEvent]:
-    owner = b.customer_of(ctx.app_id, after.owner)
-    who = subscriber_fields(owner)
     changes: list[tuple[str, dict[str, Any]]] = []
+    gone = before.owner if before is not None else None
+    owner = b.customer_of(ctx.app_id, after.owner) if gone != after.owner else None
+    moved = _transfer(b, ctx, gone, after, owner)
+    if moved is not None:
+        changes.append(("TRANSFER", {"app_user_id": None, **moved}))
+    base: dict[str, Any] = {}
     if after.kind == "one_time":
         shown = one_time_view(after)
         if shown is None:
             return []
-        base = one_time_fields(shown, after, app.entitlements)
         if before is None or before.owner is None or one_time_view(before) is None:
             changes.append(("NON_RENEWING_PURCHASE", {}))
+        if changes:
+            base = one_time_fields(shown, after, app.entitlements)
     else:
         view = b.view(after)
         if view is None:
             return []
-        base = subscription_fields(view, after, app.entitlements)
-        changes = subscription_changes(b.view(before), view, after)
-    moved = _transfer(b, ctx, before, after, owner)
-    if moved is not None:
-        changes.insert(0, ("TRANSFER", {"app_user_id": None, **moved}))
+        changes += subscription_changes(b.view(before), view, after)
+        if changes:
+            base = subscription_fields(view, after, app.entitlements)
+    if not changes:
+        return []
+    owner = owner or b.customer_of(ctx.app_id, after.owner)
+    fields = {**subscriber_fields(owner), **base}
     found = []
     for kind, extra in changes:
         key = f"{kind}:{extra['cancel_reason']}" if kind == "CANCELLATION" else kind
         made = event_id(ctx.app_id, after.key, key, ctx.fact_id)
-        found.append(build(kind, made, ctx.app_id, ctx.received_at_ms, {**who, **base, **extra}))
+        found.append(build(kind, made, ctx.app_id, ctx.received_at_ms, {**fields, **extra}))
     return found
 
 
 def _transfer(
-    b: Batch, ctx: Context, before: Purchase | None, after: Purchase, owner: Customer | None
+    b: Batch, ctx: Context, gone: str | None, after: Purchase, owner: Customer | None
 ) -> dict[str, Any] | None:
     """SPEC 7.4's TRANSFER: the purchase changed hands between two customers (an alias
     keeps the owner, so it is not one); both sides named with every id they have."""
-    gone = before.owner if before is not None else None
     if gone is None or gone == after.owner or (owner is not None and gone in owner.ids):
         return None
     giver = b.customer_of(ctx.app_id, gone)
@@ -93,3 +106,5 @@ def send_test(b: Batch, ctx: Context, fact: TestEventRequested) -> None:
     made = event_id(ctx.app_id, subject, "TEST", ctx.fact_id)
     body = build("TEST", made, ctx.app_id, ctx.received_at_ms, {"environment": "SANDBOX"})
     queue(b, ctx, body, subject, [fact.integration_id])
+    text = f"outbound TEST {made} queued for {fact.integration_id}"
+    b.note([subject], text, {"outbound_event": made})

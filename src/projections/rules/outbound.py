@@ -6,6 +6,7 @@ rebuild derives the same events with the same ids (docs/decisions-outbound.md).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from subledger.identity import is_anonymous
 
 # Fixed: changing it would change every derived event id.
 EVENT_NAMESPACE = uuid.UUID("0b7d3c5e-9f41-4a8e-b2d6-5e1f7a9c3d20")
+_NAMESPACE = EVENT_NAMESPACE.bytes
 Change = tuple[str, dict[str, Any]]  # (type, the fields only that type carries)
 # Stripe's currencies without minor units, and with three decimals (its docs' lists).
 ZERO_DECIMAL = frozenset(
@@ -39,9 +41,14 @@ STRIPE_REASONS = {
 
 
 def event_id(app_id: str, subject: str, kind: str, fact_id: str) -> str:
-    """RevenueCat's ids are UUID strings; ours are name-based, so derivable again."""
-    name = f"{app_id}\x00{subject}\x00{kind}\x00{fact_id}"
-    return str(uuid.uuid5(EVENT_NAMESPACE, name)).upper()
+    """RevenueCat's ids are UUID strings; ours are name-based (`uuid.uuid5`'s bytes, made
+    here without its objects: one per derived event), so derivable again."""
+    name = f"{app_id}\x00{subject}\x00{kind}\x00{fact_id}".encode()
+    raw = bytearray(hashlib.sha1(_NAMESPACE + name, usedforsecurity=False).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex().upper()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def wants(integration: IntegrationState, event_type: str, sandbox: bool) -> bool:
