@@ -32,6 +32,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "NON_RENEWING_PURCHASE",
     "TEST",
 )
+FILTERABLE = EVENT_TYPES[:-1]  # TEST goes only where an operator sends it
 ID_PREFIX = "int_"
 _MAX_URL = 2000
 _MAX_AUTHORIZATION = 4000
@@ -59,7 +60,7 @@ def check_url(url: str) -> str:
     """http or https, a host, no credentials in the URL (they belong in the header)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise IntegrationError(f"an integration URL is http(s)://host/path, not {url!r}")
+        raise IntegrationError(f"{url!r} is not an http(s) URL with a host")
     if parts.username or parts.password:
         raise IntegrationError(
             "put credentials in --authorization, not in the URL (it is shown in listings)"
@@ -80,10 +81,10 @@ def check_authorization(value: str) -> str:
 
 def check_event_types(types: list[str]) -> tuple[str, ...]:
     wanted = tuple(sorted({t.strip().upper() for t in types if t.strip()}))
-    unknown = [t for t in wanted if t not in EVENT_TYPES]
+    unknown = [t for t in wanted if t not in FILTERABLE]
     if unknown:
         raise IntegrationError(
-            f"unknown event type(s) {', '.join(unknown)}: use {', '.join(EVENT_TYPES)}"
+            f"unknown event type(s) {', '.join(unknown)}: use {', '.join(FILTERABLE)}"
         )
     return wanted
 

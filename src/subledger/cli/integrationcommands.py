@@ -21,7 +21,7 @@ from subledger.apps import AppConfigError
 from subledger.cli.appcommands import run_on_ledger
 from subledger.cli.output import add_json_flag, emit, fail
 from subledger.facts import RedeliveryRequested, TestEventRequested
-from subledger.integrations import ENVIRONMENTS, EVENT_TYPES
+from subledger.integrations import ENVIRONMENTS, FILTERABLE
 from subledger.ledger import Ledger, integration_settings
 from subledger.settings import Settings
 
@@ -43,7 +43,7 @@ def register(commands: Any) -> None:
         action="append",
         default=[],
         metavar="TYPE",
-        help=f"repeatable; default every type ({', '.join(EVENT_TYPES[:-1])})",
+        help=f"repeatable; default every type ({', '.join(FILTERABLE)})",
     )
     add.add_argument("--environment", default="both", choices=ENVIRONMENTS)
     add_json_flag(add)
