@@ -13,6 +13,7 @@ from typing import Any
 from projections.model import (
     APPS,
     CUSTOMERS,
+    DELIVERIES,
     LINKS,
     PAYMENTS,
     PURCHASES,
@@ -21,9 +22,15 @@ from projections.model import (
     Purchase,
 )
 from projections.rules.purchases import invoice_subscription
+from projections.rules.subjects import delivery_key
 from projections.storage.workingset import WorkingSet
 from subledger import apps
-from subledger.facts import AttributesPosted, TokenPosted
+from subledger.facts import (
+    AttributesPosted,
+    DeliveryAttempted,
+    RedeliveryRequested,
+    TokenPosted,
+)
 from subledger.stripe import objects
 
 Wanted = defaultdict[tuple[str, str], set[str]]  # (table, app_id) → ids
@@ -82,15 +89,7 @@ def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
     app_id = record.app_id
     wanted[(APPS, app_id)].add("")
     purchases = wanted[(PURCHASES, app_id)]
-    match record:
-        case TokenPosted(app_user_id=user, fetch_token=token):
-            wanted[(USERS, app_id)].add(user)
-            purchases.add(token)
-            wanted[(LINKS, app_id)].add(token)
-        case AttributesPosted(app_user_id=user):
-            wanted[(USERS, app_id)].add(user)
-        case _:
-            pass
+    _of_record(wanted, app_id, record, purchases)
     match obj:
         case objects.Subscription(id=key):
             purchases.add(key)
@@ -108,6 +107,22 @@ def _first_round(wanted: Wanted, record: Any, obj: Any) -> None:
             wanted[(PAYMENTS, app_id)].add(objects.ref_id(obj.customer) or "-")
         case objects.Charge(customer=customer):
             wanted[(PAYMENTS, app_id)].add(objects.ref_id(customer) or "-")
+        case _:
+            pass
+
+
+def _of_record(wanted: Wanted, app_id: str, record: Any, purchases: set[str]) -> None:
+    """The rows a client's fact, or a recorded delivery attempt, names."""
+    match record:
+        case TokenPosted(app_user_id=user, fetch_token=token):
+            wanted[(USERS, app_id)].add(user)
+            purchases.add(token)
+            wanted[(LINKS, app_id)].add(token)
+        case AttributesPosted(app_user_id=user):
+            wanted[(USERS, app_id)].add(user)
+        case DeliveryAttempted() | RedeliveryRequested():
+            key = delivery_key(record.integration_id, record.outbound_event_id)
+            wanted[(DELIVERIES, app_id)].add(key)
         case _:
             pass
 
