@@ -4,6 +4,7 @@ define none: mypyc would drop a msgspec struct's keywords)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Protocol
 
 import msgspec
@@ -39,4 +40,13 @@ class Context(msgspec.Struct, frozen=True, gc=False):
     kind: str
     created: int | None
     event_id: str | None = None
-    fact_id: str = ""  # the fact's own id: what derived outbound event ids are made of
+    originator: uuid.UUID | None = None  # the fact's own id (settings: with `version`)
+    version: int = 0
+
+    @property
+    def fact_id(self) -> str:
+        """The fact's own id as derived outbound event ids name it (made when asked: most
+        facts derive no event)."""
+        if self.originator is None:
+            return ""
+        return f"{self.originator.hex}/{self.version}" if self.version else self.originator.hex

@@ -39,18 +39,18 @@ def context(position: int, record: Any) -> Context:
                 kind,
                 record.created,
                 record.event_id,
-                record.originator_id.hex,
+                record.originator_id,
             )
         case apps.AppEvent():
             app_id = apps.app_id_of(record.originator_id)
-            fact_id = f"{record.originator_id.hex}/{record.originator_version}"
-            return Context(app_id, position, record.received_at_ms, "settings", None, None, fact_id)
+            at = record.received_at_ms
+            fact = record.originator_id
+            version = record.originator_version
+            return Context(app_id, position, at, "settings", None, None, fact, version)
         case _:
             kind = getattr(record, "kind", "fact")
-            fact_id = record.originator_id.hex
-            return Context(
-                record.app_id, position, record.received_at_ms, kind, None, None, fact_id
-            )
+            fact = record.originator_id
+            return Context(record.app_id, position, record.received_at_ms, kind, None, None, fact)
 
 
 def apply(b: Batch, position: int, record: Any, obj: Any = None) -> None:

@@ -27,21 +27,23 @@ from subledger.facts import TestEventRequested
 
 
 def purchase_events(b: Batch, ctx: Context) -> None:
-    """The events of the purchases the current fact changed, for apps with integrations."""
+    """The events of the purchases the current fact changed, for apps with integrations
+    (for the others nothing is looked at: `end_fact` forgets what the fact saved)."""
+    if not b.app(ctx.app_id).integrations:
+        return
     for app_id, before, after in b.changed_purchases():
         app = b.app(app_id)
         if not app.integrations or after is None or after.owner is None:
             continue
-        events = _events(b, ctx, app, before, after)
-        queued = []
-        for body in events:
+        queued: list[WebhookEvent] = []
+        for body in _events(b, ctx, app, before, after):
             sandbox = body.environment == "SANDBOX"
             targets = [i.id for i in app.integrations if wants(i, body.type, sandbox)]
             if queue(b, ctx, body, after.key, targets):
-                queued.append(f"{body.type} {body.id}")
+                queued.append(body)
         if queued:
-            text = f"outbound {', '.join(queued)} queued"
-            b.note([after.key], text, {"outbound_event": events[0].id})
+            text = "outbound " + ", ".join(f"{e.type} {e.id}" for e in queued) + " queued"
+            b.note([after.key], text, {"outbound_event": queued[0].id})
 
 
 def _events(
