@@ -7,9 +7,11 @@ import uuid
 from typing import Any
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from projections.model import DELIVERIES, OUTBOUND_EVENTS, OUTBOX
-from projections.rules.subjects import outbox_range
+from projections.rules.subjects import outbox_key, outbox_range
 from projections.storage.memory import MemoryTables
 from projections.storage.tables import ROW_TYPES
 from subledger import apps
@@ -158,3 +160,59 @@ def test_a_test_event_goes_to_the_one_integration_asked_for() -> None:
     (body,) = [row.body for row in rows(tables, OUTBOUND_EVENTS).values()]
     assert body.type == "TEST"
     assert list(rows(tables, DELIVERIES)) == [f"int_a/{body.id}"]
+
+
+# --- properties ----------------------------------------------------------------------------
+
+Step = tuple[str, int, int | None]  # (kind, status, retry at)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["attempt", "attempt", "attempt", "resend", "remove"]),
+            st.sampled_from([200, 500, 0]),
+            st.none() | st.integers(0, 10**6),
+        ),
+        max_size=12,
+    ),
+    batch_size=st.integers(1, 5),
+)
+def test_the_outbox_holds_exactly_the_pending_deliveries(
+    steps: list[Step], batch_size: int
+) -> None:
+    """Whatever attempts, re-sends and removals are recorded, in whatever batches: every
+    pending delivery has one outbox entry at its due time and nothing else is there; a
+    delivery once delivered stays delivered until re-sent; every attempt is kept."""
+    log, app_id = purchase_log("int_a", "int_b")
+    event = only_event(log.fold())
+    attempts = 0
+    for n, (kind, status, retry_at) in enumerate(steps):
+        at = T0 + 10 + n
+        if kind == "attempt":
+            log.append(attempt(app_id, event, n + 1, status, at, next_attempt_at_ms=retry_at))
+            attempts += 1
+        elif kind == "resend":
+            log.append(
+                RedeliveryRequested(
+                    originator_id=uuid.uuid5(uuid.NAMESPACE_OID, f"resend/{n}"),
+                    app_id=app_id,
+                    received_at_ms=at,
+                    integration_id="int_a",
+                    outbound_event_id=event,
+                )
+            )
+        else:
+            log.settings(app_id, apps.IntegrationRemoved, integration_id="int_b")
+    tables = log.fold(batch_size=batch_size)
+    deliveries = rows(tables, DELIVERIES)
+    expected = {
+        outbox_key(d.integration, d.due_ms, d.event)
+        for d in deliveries.values()
+        if d.status == "pending" and d.due_ms is not None
+    }
+    assert set(rows(tables, OUTBOX)) == expected
+    assert all((d.status == "pending") == (d.due_ms is not None) for d in deliveries.values())
+    assert len(deliveries[f"int_a/{event}"].attempts) == attempts
+    assert tables.rows() == log.fold(batch_size=1000).rows()
