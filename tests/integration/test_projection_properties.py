@@ -5,6 +5,7 @@ these tests is compared with that fold byte for byte (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from projections.replay import Replay, drop_projection
 from projections.runner import UPSTREAM, Projector
 from projections.storage.tables import LIVE
-from subledger.facts import Fact
+from subledger.facts import Fact, TestEventRequested
 from subledger.settings import Database
 from tests.harness import FoldStore
 from tests.samples import notification, scenario_bodies, subscription_event, token
@@ -52,6 +53,7 @@ def test_rebuild_from_empty_tables_matches_live(store: FoldStore) -> None:
     for token_at in (0, 3, 6):
         document_after(store, [5, 2, 0, 4, 1, 3], token_at)
     tracked = store.new_app(track_new_purchases=True)
+    store.ledger.add_integration(tracked, "http://127.0.0.1:9/hook")  # outbound rows too
     for k, body in enumerate(BODIES):
         store.ledger.record_new([notification(tracked, body, T0 + k)])
     store.ledger.record(token(tracked, T0 + 100, user="someone_else"))
@@ -63,6 +65,7 @@ def test_rebuild_from_empty_tables_matches_live(store: FoldStore) -> None:
         "ownership",
         "customers",
         "history",
+        "outbound",
     ]
     assert all(c.rows > 0 for c in result.checksums)
     swapped = Replay(store.ledger, batch_size=1000).run()
@@ -237,6 +240,15 @@ def test_checksums_are_sha256_of_the_rows_in_key_order(store: FoldStore) -> None
     app_id = store.new_app()
     for k, user in enumerate(["user_é", "ユーザー", "user_\U0001f600", "plain"]):
         store.ledger.record(token(app_id, T0 + k, user=user, fetch=f"sub_{k}"))
+    _, integration = store.ledger.add_integration(app_id, "http://127.0.0.1:9/hook")
+    store.ledger.record(  # an outbound event, its delivery and outbox entry
+        TestEventRequested(
+            originator_id=uuid.uuid4(),
+            app_id=app_id,
+            received_at_ms=T0,
+            integration_id=integration.id,
+        )
+    )
     store.projector.catch_up()
     db = store.projector.db
     with db.write() as cur:  # as in a replay: streams need a transaction on PostgreSQL
