@@ -278,9 +278,9 @@ class Misrecording(Deliverer):
     """A sender whose attempts do not move their delivery (as if the fold could not apply
     them): it must not post the same delivery again and again."""
 
-    async def _record(self, fact: DeliveryAttempted) -> int | None:
-        lost = msgspec.structs.replace(fact, outbound_event_id="not-this-event")
-        return await super()._record(lost)
+    async def _append(self, facts: list[DeliveryAttempted]) -> int:
+        lost = [msgspec.structs.replace(f, outbound_event_id="not-this-event") for f in facts]
+        return await super()._append(lost)
 
 
 def test_an_attempt_that_does_not_apply_is_never_resent_in_a_loop(

@@ -11,15 +11,13 @@ from projections.fold.context import Context
 from projections.fold.deliveries import queue
 from projections.fold.state import Batch
 from projections.model import AppState, Customer, Purchase
-from projections.rules.outbound import (
+from projections.rules.eventfields import (
     build,
-    event_id,
     one_time_fields,
     subscriber_fields,
-    subscription_changes,
     subscription_fields,
-    wants,
 )
+from projections.rules.outbound import event_id, subscription_changes, wants
 from projections.rules.subjects import integration_subject
 from projections.rules.subscriptions import one_time_view
 from projections.views import WebhookEvent

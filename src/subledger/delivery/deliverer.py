@@ -32,6 +32,7 @@ from projections.model import OutboxEntry
 from projections.reader import Reader
 from projections.views import WebhookBody, WebhookEvent
 from subledger.delivery.lease import Lease
+from subledger.delivery.recorder import AttemptRecorder
 from subledger.delivery.sender import Outcome, post
 from subledger.facts import DeliveryAttempted
 from subledger.ledger import Ledger, now_ms
@@ -40,7 +41,6 @@ from subledger.settings import Settings
 
 log = logging.getLogger("subledger.delivery")
 LEASE = "outbound-deliveries"
-MAX_GROUP = 256  # attempts appended together at most
 MAX_FINISHED = 100_000  # keys remembered as done (a few MB)
 _encoder = msgspec.json.Encoder()  # a struct's fields in their fixed order: the same bytes
 T = TypeVar("T")
@@ -86,7 +86,7 @@ class Deliverer:
         self._finished: OrderedDict[str, str] = OrderedDict()
         self._stuck: dict[str, str] = {}
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="delivery-io")
-        self._facts: asyncio.Queue[tuple[DeliveryAttempted, asyncio.Future[int]]] | None = None
+        self._recorder: AttemptRecorder | None = None  # made on the event loop
         self._wake: asyncio.Event | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -100,11 +100,18 @@ class Deliverer:
         """Blocking store work on this sender's own few threads (one connection each)."""
         return await asyncio.get_running_loop().run_in_executor(self._io, partial(fn, *args))
 
+    async def _append(self, facts: list[DeliveryAttempted]) -> int:
+        return await self._io_call(self.ledger.record, *facts)
+
+    def _appended(self, count: int) -> None:
+        self.attempts += count
+        self.appended()
+
     async def _main(self, stop: threading.Event) -> None:
-        self._facts = asyncio.Queue()
+        self._recorder = AttemptRecorder(self._append, self._appended)
         self._wake = asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
-        recorder = asyncio.create_task(self._recorder())
+        recorder = asyncio.create_task(self._recorder.run())
         timeout = httpx.Timeout(self.settings.delivery_timeout_s)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             while not stop.is_set():
@@ -120,7 +127,7 @@ class Deliverer:
                 await asyncio.wait(tasks, timeout=5)
         for task in tasks:
             task.cancel()
-        await self._facts.join()
+        await self._recorder.drain()
         recorder.cancel()
         try:
             await self._io_call(self.lease.release)
@@ -209,7 +216,8 @@ class Deliverer:
             )
             level = logging.DEBUG if outcome.status == 200 else logging.WARNING
             log.log(level, "outbound %s to %s: %s", entry.event, receiver.id, outcome)
-            position = await self._record(fact)
+            assert self._recorder is not None
+            position = await self._recorder.record(fact)
             if position is not None:
                 self._recorded[key] = (receiver.id, position)
         finally:
@@ -231,41 +239,3 @@ class Deliverer:
         timeout = self.settings.delivery_timeout_s
         outcome = await post(client, receiver.url, receiver.authorization, payload, timeout)
         return outcome, outcome.status == 200
-
-    async def _record(self, fact: DeliveryAttempted) -> int | None:
-        """The attempt's log position once appended (with others: one append for many)."""
-        assert self._facts is not None
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._facts.put((fact, done))
-        try:
-            return await done
-        except Exception as error:  # noqa: BLE001 - not recorded: the delivery is resent
-            log.error("outbound attempt %s not recorded, will resend: %s", fact.attempt, error)
-            return None
-
-    async def _recorder(self) -> None:
-        """Append waiting attempts together: one lock on the log for many attempts."""
-        assert self._facts is not None
-        while True:
-            group = [await self._facts.get()]
-            while len(group) < MAX_GROUP and not self._facts.empty():
-                group.append(self._facts.get_nowait())
-            error: Exception | None = None
-            for pause in (0.1, 0.5, 1.0, 2.0, 0.0):
-                try:
-                    position = await self._io_call(self.ledger.record, *(f for f, _ in group))
-                except Exception as failed:  # noqa: BLE001 - the store may be back soon
-                    error = failed
-                    await asyncio.sleep(pause)
-                    continue
-                error = None
-                self.attempts += len(group)
-                self.appended()
-                for _, done in group:
-                    done.set_result(position)
-                break
-            if error is not None:
-                for _, done in group:
-                    done.set_exception(error)
-            for _ in group:
-                self._facts.task_done()
