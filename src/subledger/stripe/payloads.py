@@ -8,6 +8,7 @@ from __future__ import annotations
 import msgspec
 
 from subledger.facts import NotificationReceived, received_notification
+from subledger.storable import UnstorableJsonError, check_storable_json
 
 SUPPORTED_EVENT_TYPES: tuple[str, ...] = (
     "customer.subscription.created",
@@ -48,6 +49,14 @@ _envelope = msgspec.json.Decoder(EventEnvelope)
 
 
 def decode_envelope(body: bytes) -> EventEnvelope:
+    """The event's envelope, once the whole body is known to be JSON every store and the
+    fold can hold (a stored notification is folded on every rebuild, so it must fold)."""
+    try:
+        check_storable_json(body)
+    except UnstorableJsonError as error:
+        raise PayloadError(
+            f"body is not a JSON Stripe event subledger can store: {error}"
+        ) from None
     try:
         event = _envelope.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
