@@ -11,11 +11,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from subledger.codes import Code
 from subledger.settings import Settings
 from tests.harness import AppKeys, Harness, harness
 from tests.samples import signature_header
 
-DOCUMENTED = {7000, 7102, 7103, 7220, 7225, 7226, 7244, 7256, 7263} | set(range(8101, 8109))
+DOCUMENTED = {int(code) for code in Code if code < Code.NO_SUCH_ROUTE}
 
 json_values = st.recursive(
     st.none()
