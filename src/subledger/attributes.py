@@ -53,18 +53,17 @@ RESERVED = frozenset(
 
 def attributes_schema() -> dict[str, Any]:
     """These rules as JSON Schema keywords for an attributes map (the OpenAPI document).
-    Stricter than the check in one way: at most MAX_CUSTOM_KEYS keys of any kind."""
+    The MAX_CUSTOM_KEYS limit counts the customer's stored keys too, so no schema states it."""
     value = {"type": ["string", "null"], "maxLength": MAX_VALUE_CHARS, "pattern": "^[^\\u0000]*$"}
     updated = {"type": ["integer", "null"], "minimum": 0, "maximum": INT64_MAX}
     entry: dict[str, Any] = {
         "type": "object",
         "properties": {"value": value, "updated_at_ms": updated},
     }
-    email = {"anyOf": [{"type": "null"}, {"const": ""}, {"pattern": _EMAIL.pattern}]}
+    email = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": f"^$|{_EMAIL.pattern}"}]}
     keys = "|".join([_CUSTOM_KEY.pattern[1:-1], *("\\" + key for key in sorted(RESERVED))])
     return {
         "propertyNames": {"pattern": f"^(?:{keys})$"},
-        "maxProperties": MAX_CUSTOM_KEYS,
         "additionalProperties": entry,
         "properties": {"$email": {**entry, "properties": {**entry["properties"], "value": email}}},
     }

@@ -13,7 +13,7 @@ from subledger.identity import BLOCKED, app_user_id_pattern, is_valid_app_user_i
 ID = re.compile(app_user_id_pattern())
 KEYS = re.compile(attributes_schema()["propertyNames"]["pattern"])
 EMAIL = re.compile(
-    attributes_schema()["properties"]["$email"]["properties"]["value"]["anyOf"][2]["pattern"]
+    attributes_schema()["properties"]["$email"]["properties"]["value"]["anyOf"][1]["pattern"]
 )
 
 near_blocked = st.sampled_from(sorted(BLOCKED)).flatmap(

@@ -75,6 +75,8 @@ CUSTOMER_INFO = ResponseSpec(
 WEBHOOK_PATH = "/v1/incoming-webhooks/stripe/{app_id}"
 # Fields with a default the handler still refuses to do without (7220 for a missing id).
 REQUIRED_ANYWAY = {"ReceiptBody": ["app_user_id"]}
+# Request bodies: unknown fields are ignored, if the body can be stored at all.
+REQUEST_BODIES = ("ReceiptBody", "AttributesBody", "AttributeValue")
 
 
 def errors(*codes: Code) -> dict[int, ResponseSpec]:
@@ -116,6 +118,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     schemas["StorableJson"] = STORABLE_JSON
     for name, fields in REQUIRED_ANYWAY.items():
         schemas[name]["required"] = sorted({*schemas[name].get("required", []), *fields})
+    for name in REQUEST_BODIES:
+        _storable_unknown_fields(schemas[name])
     webhook = done["paths"][WEBHOOK_PATH]["post"]
     webhook["requestBody"] = {
         "required": True,
@@ -128,6 +132,21 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             if isinstance(answer, dict):
                 answer["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
     return done
+
+
+def _storable_unknown_fields(node: Any) -> None:
+    """Every object schema with named fields, here or nested, also takes other fields,
+    of any storable JSON (the decoders skip them; the boundary check refuses the rest)."""
+    if isinstance(node, list):
+        for item in node:
+            _storable_unknown_fields(item)
+    if not isinstance(node, dict):
+        return
+    if "properties" in node and "additionalProperties" not in node:
+        node["additionalProperties"] = JSON_REF
+        node["propertyNames"] = NO_NUL
+    for value in node.values():
+        _storable_unknown_fields(value)
 
 
 def _drop_unreferenced(schemas: dict[str, Any], document: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgspec
 
 from subledger.facts import NotificationReceived, received_notification
-from subledger.storable import UnstorableJsonError, check_storable_json
+from subledger.storable import INT64_MAX, INT64_MIN, UnstorableJsonError, check_storable_json
 
 SUPPORTED_EVENT_TYPES: tuple[str, ...] = (
     "customer.subscription.created",
@@ -39,7 +39,7 @@ class EventEnvelope(msgspec.Struct, frozen=True):
     id: str
     object: str
     type: str
-    created: int
+    created: int | float  # an integral float is that integer (JSON does not tell them apart)
     data: EventData
     livemode: bool = False
     api_version: str | None = None
@@ -63,6 +63,10 @@ def decode_envelope(body: bytes) -> EventEnvelope:
         raise PayloadError(f"body is not a JSON Stripe event: {error}") from None
     if event.object != "event" or not event.id.startswith("evt_") or not event.type:
         raise PayloadError('body is not a Stripe event (needs object "event" and an evt_ id)')
+    if isinstance(event.created, float):
+        if not event.created.is_integer() or not INT64_MIN <= int(event.created) <= INT64_MAX:
+            raise PayloadError("body is not a Stripe event: `created` must be whole seconds")
+        event = msgspec.structs.replace(event, created=int(event.created))
     return event
 
 
@@ -73,7 +77,7 @@ def notification_fact(
         app_id,
         event_id=event.id,
         event_type=event.type,
-        created=event.created,
+        created=int(event.created),
         livemode=event.livemode,
         api_version=event.api_version,
         body=body,
