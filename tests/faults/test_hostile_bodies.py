@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,8 +15,7 @@ from hypothesis import strategies as st
 
 from projections.runner import Projector
 from subledger.codes import Code
-from subledger.settings import Settings
-from tests.harness import AppKeys, Harness, harness
+from tests.harness import AppKeys, Harness
 from tests.samples import signature_header, subscription_created
 
 EXAMPLES = settings(
@@ -175,12 +173,6 @@ def attribute_maps(draw: st.DrawFn) -> Any:
 def attribute_posts(draw: st.DrawFn) -> bytes:
     extra = draw(mostly(st.just({}), st.builds(lambda k, v: {k: v}, texts, hostile())))
     return encode(draw, {"attributes": draw(attribute_maps()), **extra})
-
-
-@pytest.fixture
-def h(settings: Settings) -> Iterator[Harness]:
-    with harness(settings) as running:
-        yield running
 
 
 @pytest.fixture

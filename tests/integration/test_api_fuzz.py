@@ -4,7 +4,6 @@ a JSON error with a documented code, never a 500, and a refused request appends 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,8 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from subledger.codes import Code
-from subledger.settings import Settings
-from tests.harness import AppKeys, Harness, harness
+from tests.harness import AppKeys, Harness
 from tests.samples import signature_header
 
 DOCUMENTED = {int(code) for code in Code if code < Code.NO_SUCH_ROUTE}
@@ -90,12 +88,6 @@ bodies = st.one_of(
 FUZZ = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-@pytest.fixture
-def h(settings: Settings) -> Iterator[Harness]:
-    with harness(settings) as running:
-        yield running
 
 
 @pytest.fixture

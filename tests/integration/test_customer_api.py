@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -12,17 +11,10 @@ import pytest
 
 from projections.replay import Replay
 from subledger.identity import anonymous_id
-from subledger.settings import Settings
-from tests.harness import AppKeys, Harness, harness
+from tests.harness import AppKeys, Harness
 from tests.samples import scenario_bodies
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
-
-
-@pytest.fixture
-def h(settings: Settings) -> Iterator[Harness]:
-    with harness(settings) as running:
-        yield running
 
 
 def get_subscriber(h: Harness, user: str, key: str) -> Any:
