@@ -110,3 +110,14 @@ def test_error_codes_are_written_once() -> None:
                 if isinstance(node, ast.Constant) and type(node.value) is int
             }
             assert not numbers & spelled, (path.relative_to(ROOT), numbers & spelled)
+
+
+def test_docs_list_the_codes_of_the_table() -> None:
+    """docs/errors.md has one row per code of subledger.codes, with its HTTP status."""
+    import re
+
+    from subledger.codes import CODES
+
+    text = (ROOT / "docs" / "errors.md").read_text()
+    rows = {(int(c), int(s)) for c, s in re.findall(r"^\| (\d{4}) \| (\d{3}) \|", text, re.M)}
+    assert rows == {(int(code), status) for code, (status, _) in CODES.items()}

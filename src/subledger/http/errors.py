@@ -60,10 +60,17 @@ def _framework_refusal(exc: HTTPException) -> ApiError:
         error.headers = {"Allow": (exc.headers or {}).get("allow", "")}
         return error
     if isinstance(exc, ValidationException):
-        return ApiError(Code.MALFORMED_BODY, f"malformed request: {exc.detail}")
+        return ApiError(Code.MALFORMED_BODY, f"malformed request: {_problems(exc)}")
     if exc.status_code >= 500:
         return ApiError(Code.INTERNAL, "internal error")
     return ApiError.framework(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+def _problems(exc: ValidationException) -> str:
+    """Which fields litestar's decoding refused, and why."""
+    found = exc.extra if isinstance(exc.extra, list) else []
+    named = [f"{p.get('key', '?')}: {p.get('message', '')}" for p in found if isinstance(p, dict)]
+    return "; ".join(named) or str(exc.detail)
 
 
 def error_response(error: ApiError) -> Response[Any]:
