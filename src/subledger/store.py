@@ -12,12 +12,12 @@ import msgspec
 import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
-from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
-from eventsourcing.utils import EnvType, get_topic, resolve_topic
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
 from psycopg.rows import tuple_row
-from psycopg_pool.base import AttemptWithBackoff
 
+from subledger.pool import LedgerPostgresFactory
 from subledger.settings import Database, eventsourcing_env
 
 _encoder = msgspec.msgpack.Encoder()
@@ -163,44 +163,6 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
                 (r["originator_id"], r["originator_version"]): r["notification_id"] for r in curs
             }
         return [ids[(e.originator_id, e.originator_version)] for e in stored_events]
-
-
-class QuickAttempt(AttemptWithBackoff):
-    """Reconnect every 0.1 to 0.5 s while the store is away (psycopg_pool backs off 1, 2,
-    4 … s: requests failed for seconds after PostgreSQL was back)."""
-
-    INITIAL_DELAY = 0.1
-    DELAY_BACKOFF = 1.5
-    MAX_DELAY = 0.5
-
-    def update_delay(self, now: float) -> None:
-        super().update_delay(now)
-        self.delay = min(self.delay, self.MAX_DELAY)
-
-
-class QuickReconnectPool(ConnectionPool[Any]):
-    """eventsourcing's pool, recovering as soon as PostgreSQL does: replacements are tried
-    on QuickAttempt's schedule, and one connection failing its check (after a restart, all
-    of them are broken) drops every idle one at once, where psycopg_pool would sleep 1, 2,
-    4 … s between the checks of one request."""
-
-    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
-        super()._add_connection(attempt or QuickAttempt(timeout=self.reconnect_timeout), growing)
-
-    def _check_connection(self, conn: Any) -> None:
-        try:
-            super()._check_connection(conn)
-        except Exception:
-            self.check()
-            raise
-
-
-class LedgerPostgresFactory(PostgresFactory):
-    """eventsourcing's PostgreSQL infrastructure with the QuickReconnectPool."""
-
-    def __init__(self, env: EnvType) -> None:
-        super().__init__(env)
-        self.datastore.pool.__class__ = QuickReconnectPool
 
 
 def read_log(
