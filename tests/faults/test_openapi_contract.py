@@ -36,6 +36,7 @@ def schemathesis_run(
             "CONTRACT_APP_ID": app_id,
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         },
+        cwd=tmp,  # whatever it writes stays out of the checkout
         capture_output=True,
         text=True,
         timeout=300,

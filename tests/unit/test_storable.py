@@ -137,3 +137,20 @@ def test_agrees_with_the_oracle(value: Any, levels: int, escaped: bool) -> None:
 @given(body=st.binary(max_size=40))
 def test_agrees_with_the_oracle_on_any_bytes(body: bytes) -> None:
     assert accepted(body) is oracle(body)
+
+
+def test_a_created_written_as_a_whole_float_is_that_integer_for_ingest_and_the_fold() -> None:
+    """JSON Schema calls 1760000000.0 an integer; ingest stores it as one, and the fold
+    still reads the event's object (its strict envelope refused it before)."""
+    import json
+
+    from subledger.stripe.objects import Subscription, decode_event_object
+    from subledger.stripe.payloads import PayloadError, decode_envelope
+    from tests.samples import subscription_created
+
+    event = json.loads(subscription_created(event_id="evt_f", created=1, period=(1, 2)))
+    whole = json.dumps({**event, "created": 1760000000.0}).encode()
+    assert decode_envelope(whole).created == 1760000000
+    assert isinstance(decode_event_object(event["type"], whole), Subscription)
+    with pytest.raises(PayloadError):
+        decode_envelope(json.dumps({**event, "created": 1760000000.5}).encode())
