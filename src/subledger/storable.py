@@ -4,8 +4,9 @@ A fact is kept as it arrived and folded later, on every rebuild, by code that mu
 (STYLE 2: the fold is total). So a body is refused at the door when it holds something a
 store or a decoder cannot take: bytes that are not UTF-8, a NUL anywhere in a string
 (PostgreSQL text cannot hold it), a lone UTF-16 surrogate escape (no UTF-8 encoding exists),
-an integer outside signed 64 bits (MessagePack and the read models' numbers stop there), a
-number beyond a double, or nesting deeper than MAX_DEPTH (decoders recurse).
+an integer outside signed 64 bits (MessagePack and the read models' numbers stop there; a
+float whose value is a whole number counts as one, as JSON Schema says), a number beyond a
+double, or nesting deeper than MAX_DEPTH (decoders recurse).
 
 Cheap on the webhook path: UTF-8 and syntax are checked in C, depth is read off msgspec's
 re-indented copy, and only a body that *might* hold a NUL, a surrogate or a huge number (a
@@ -30,7 +31,9 @@ _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 _FOLD_DIGITS = bytes.maketrans(b"123456789E", b"000000000e")
 _SIGNS = b"+-"
 _LONG_DIGITS = b"0" * 19
-_BIG_EXPONENT = b"e000"
+# A 2-digit exponent or more: a float whose value may be a whole number past int64 (JSON
+# Schema calls 1e19 an integer, so the OpenAPI document's int64 bounds apply to it too).
+_BIG_EXPONENT = b"e00"
 _any = msgspec.json.Decoder()
 
 
@@ -86,6 +89,14 @@ def _check_values(body: bytes) -> None:
                 raise UnstorableJsonError(
                     f"the integer at {_member(path, key)} is outside signed 64 bits"
                 )
+            elif isinstance(value, float) and value.is_integer() and not _fits(value):
+                raise UnstorableJsonError(
+                    f"the whole number at {_member(path, key)} is outside signed 64 bits"
+                )
+
+
+def _fits(number: float) -> bool:
+    return INT64_MIN <= number < 2.0**63
 
 
 def _member(path: str, key: str | int) -> str:

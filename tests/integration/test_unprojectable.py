@@ -44,22 +44,29 @@ def valid_purchase(app_id: str, sub_id: str = "sub_Good0001") -> list[Fact]:
     return [token(app_id, T0, user="alice", fetch=sub_id), notification(app_id, created, T0 + 1)]
 
 
-def with_invalid_utf8(app_id: str) -> Fact:
-    """A signed body with an invalid UTF-8 byte inside a string value, as an older version
-    accepted it."""
-    body = subscription_created(
-        event_id="evt_bad_utf8", created=C, sub_id="sub_Bad0001", period=PERIOD
-    )
+def stored_as_is(app_id: str, event_id: str, body: bytes) -> Fact:
+    """A `customer.subscription.created` notification as an older version stored it, before
+    the boundary refused what the fold and the stores cannot hold."""
     return received_notification(
         app_id,
-        event_id="evt_bad_utf8",
+        event_id=event_id,
         event_type="customer.subscription.created",
         created=C,
         livemode=False,
         api_version=None,
-        body=body.replace(b'"sub_Bad0001"', b'"sub_Bad\xff0001"', 1),
+        body=body,
         received_at_ms=T0,
         secret_fingerprint="test",
+    )
+
+
+def with_invalid_utf8(app_id: str) -> Fact:
+    """A signed body with an invalid UTF-8 byte inside a string value."""
+    body = subscription_created(
+        event_id="evt_bad_utf8", created=C, sub_id="sub_Bad0001", period=PERIOD
+    )
+    return stored_as_is(
+        app_id, "evt_bad_utf8", body.replace(b'"sub_Bad0001"', b'"sub_Bad\xff0001"', 1)
     )
 
 
@@ -113,7 +120,7 @@ def test_an_id_the_store_cannot_hold_is_set_apart_inside_a_batch(store: FoldStor
     app_id = store.new_app(track_new_purchases=True)
     body = subscription_created(event_id="evt_nul", created=C, sub_id="sub_Nul0001", period=PERIOD)
     facts = [
-        notification(app_id, body.replace(b"sub_Nul0001", b"sub_Nul\\u00000001"), T0),
+        stored_as_is(app_id, "evt_nul", body.replace(b"sub_Nul0001", b"sub_Nul\\u00000001")),
         *valid_purchase(app_id),
     ]
     store.ledger.record_new(facts)  # one batch of the projector holds all three

@@ -15,8 +15,9 @@ from tests.samples import scenario_bodies
 
 
 def oracle(body: bytes) -> bool:
-    """Storable: UTF-8 JSON, no NUL or lone surrogate in any key or string, integers in
-    signed 64 bits, finite numbers, no value inside more than MAX_DEPTH containers."""
+    """Storable: UTF-8 JSON, no NUL or lone surrogate in any key or string, integers (and
+    floats whose value is a whole number, which JSON Schema calls integers) in signed 64
+    bits, finite numbers, no value inside more than MAX_DEPTH containers."""
     try:
         tree = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -39,7 +40,8 @@ def scalar_ok(value: Any) -> bool:
     if isinstance(value, str):
         return storable_text(value)
     if isinstance(value, float):
-        return math.isfinite(value)
+        whole = math.isfinite(value) and value.is_integer()
+        return math.isfinite(value) and (not whole or -(2**63) <= value < 2**63)
     if isinstance(value, int) and not isinstance(value, bool):
         return -(2**63) <= value < 2**63
     return True
@@ -74,7 +76,10 @@ EDGES = [
     (b'{"a": 9223372036854775808}', False),
     (b'{"a": -9223372036854775809}', False),
     (b'{"a": "12345678901234567890123"}', True),  # digits in a string are text
-    (b'{"a": 1e308, "b": 1e-400}', True),
+    (b'{"a": 1.5, "b": 1e-400}', True),
+    (b'{"a": 9.2e18, "b": 1e18}', True),
+    (b'{"a": 1e308}', False),  # a whole number past int64, as JSON Schema reads it
+    (b'{"a": 9.3e18}', False),
     (b'{"a": 1e400}', False),
     (b'{"a": -1E+999}', False),
     (b'{"a": 1, "a": 2}', True),  # duplicate keys: the last wins, as in every decoder here

@@ -103,7 +103,19 @@ class HistoryTransfer(msgspec.Struct, frozen=True):
     transferred_to: list[str]
 
 
+class HistoryPart(msgspec.Struct, frozen=True):
+    """One thing the fact did that concerns this customer."""
+
+    what_changed: str
+    ids: dict[str, str]
+    changes: list[HistoryChange]
+    transfer: HistoryTransfer | None
+
+
 class HistoryItem(msgspec.Struct, frozen=True):
+    """One fact (SPEC 9: once per fact): its parts, and their sentences, ids and changes
+    joined (`what_changed`, `ids`, `changes`, the first `transfer`)."""
+
     position: int
     received_at: str
     stripe_created: str | None
@@ -112,6 +124,7 @@ class HistoryItem(msgspec.Struct, frozen=True):
     what_changed: str
     changes: list[HistoryChange]
     transfer: HistoryTransfer | None
+    parts: list[HistoryPart]
 
 
 class HistoryDocument(msgspec.Struct, frozen=True):

@@ -79,7 +79,7 @@ REQUIRED_ANYWAY = {
     "IdentifyBody": ["app_user_id", "new_app_user_id"],
 }
 # Request bodies: unknown fields are ignored, if the body can be stored at all.
-REQUEST_BODIES = ("ReceiptBody", "AttributesBody", "AttributeValue")
+REQUEST_BODIES = ("ReceiptBody", "IdentifyBody", "AttributesBody", "AttributeValue")
 
 
 def errors(*codes: Code) -> dict[int, ResponseSpec]:
