@@ -22,7 +22,7 @@ from projections.replay import Replay
 from projections.storage.db import ViewDb
 from subledger.facts import Fact, received_notification
 from subledger.settings import Database
-from tests.harness import FoldStore
+from tests.harness import FoldStore, Harness
 from tests.samples import DAY, notification, subscription_created, token
 
 T0 = 1_795_000_000_000
@@ -166,3 +166,18 @@ def test_events_lists_the_reason(store: FoldStore, capsys: pytest.CaptureFixture
     rows = json.loads(capsys.readouterr().out)
     [bad] = [row for row in rows if row["fact"] == "NotificationReceived"]
     assert "UTF-8" in bad["unprojectable"]
+
+
+def test_ready_and_metrics_count_what_could_not_be_applied(h: Harness) -> None:
+    keys = h.app()
+    h.ledger.record_new([with_invalid_utf8(keys.app_id)])
+    h.settle()
+    ready = h.client.get("/ready").json()["projection"]
+    assert ready["unprojectable"] == 1
+    assert ready["latest_unprojectable"]["kind"] == "stripe:customer.subscription.created"
+    metrics = h.client.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "\nsubledger_unprojectable_facts 1\n" in metrics.text
+    position = h.ledger.last_position()
+    assert f"\nsubledger_projection_position {position}\n" in metrics.text

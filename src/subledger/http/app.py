@@ -16,7 +16,7 @@ from subledger.http.bodies import StorableJsonRequest
 from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.guards import caller_of, service_of
-from subledger.http.health import health, ready
+from subledger.http.health import health, metrics, ready
 from subledger.http.history import get_history
 from subledger.http.identify import get_identify_user, post_identify
 from subledger.http.openapi import openapi_config
@@ -67,6 +67,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
         route_handlers=[
             health,
             ready,
+            metrics,
             receive_stripe_webhook,
             public_routes(settings),
             get_history,

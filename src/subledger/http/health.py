@@ -27,3 +27,36 @@ async def ready(service: NamedDependency[Service]) -> Ready:
         position=state["position"],
         projection=ProjectionState(**projection, mode=service.settings.projector_mode),
     )
+
+
+@get(
+    "/metrics",
+    operation_id="metrics",
+    tags=["operations"],
+    media_type="text/plain; version=0.0.4",
+    responses=errors(),
+)
+async def metrics(service: NamedDependency[Service]) -> str:
+    """What /ready reports, as Prometheus gauges (text exposition format)."""
+    state = await service.read(service.readiness)
+    projection = state["projection"]
+    gauges = [
+        ("subledger_log_position", "last position of the log", state["position"]),
+        ("subledger_projection_position", "last position projected", projection["position"]),
+        (
+            "subledger_projection_lag_p50_ms",
+            "receive to projected, median",
+            projection["lag_ms_p50"],
+        ),
+        ("subledger_projection_lag_p99_ms", "receive to projected, p99", projection["lag_ms_p99"]),
+        (
+            "subledger_unprojectable_facts",
+            "facts the fold could not apply (docs/reliability.md)",
+            projection["unprojectable"],
+        ),
+    ]
+    return "".join(
+        f"# HELP {name} {text}\n# TYPE {name} gauge\n{name} {value}\n"
+        for name, text, value in gauges
+        if value is not None
+    )
