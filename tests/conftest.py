@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from subledger.settings import Database, Settings, parse_database_url
+from tests.harness import Harness, harness
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL = os.environ.get("SUBLEDGER_TEST_DATABASE_URL", "").strip() or DEFAULT_PG
@@ -126,3 +127,10 @@ def database(database_url: str) -> Database:
 @pytest.fixture
 def settings(database: Database) -> Settings:
     return Settings(database=database)
+
+
+@pytest.fixture
+def h(settings: Settings) -> Iterator[Harness]:
+    """The service in this process behind litestar's test client, on the test's store."""
+    with harness(settings) as running:
+        yield running

@@ -332,7 +332,7 @@ class Projector:
             except Exception as error:  # noqa: BLE001 - keep following; the log is the truth
                 log.warning("projection batch failed, retrying: %s", error)
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, 0.5)
                 continue
             backoff = 0.05
             if applied < self.batch_size:

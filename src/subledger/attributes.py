@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
 from subledger.facts import AttributeValue
+from subledger.identity import SPACE
+from subledger.storable import INT64_MAX
 
 MAX_CUSTOM_KEYS = 50
 MAX_VALUE_CHARS = 500
-_CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+_NOT_SPACE_OR_AT = f"[^@{SPACE[1:-1]}]+"
+_EMAIL = re.compile(f"^{_NOT_SPACE_OR_AT}@{_NOT_SPACE_OR_AT}\\.{_NOT_SPACE_OR_AT}$")
 RESERVED = frozenset(
     {
         "$email",
@@ -45,6 +49,24 @@ RESERVED = frozenset(
         "$iterableTemplateId",
     }
 )
+
+
+def attributes_schema() -> dict[str, Any]:
+    """These rules as JSON Schema keywords for an attributes map (the OpenAPI document).
+    The MAX_CUSTOM_KEYS limit counts the customer's stored keys too, so no schema states it."""
+    value = {"type": ["string", "null"], "maxLength": MAX_VALUE_CHARS, "pattern": "^[^\\u0000]*$"}
+    updated = {"type": ["integer", "null"], "minimum": 0, "maximum": INT64_MAX}
+    entry: dict[str, Any] = {
+        "type": "object",
+        "properties": {"value": value, "updated_at_ms": updated},
+    }
+    email = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": f"^$|{_EMAIL.pattern}"}]}
+    keys = "|".join([_CUSTOM_KEY.pattern[1:-1], *("\\" + key for key in sorted(RESERVED))])
+    return {
+        "propertyNames": {"pattern": f"^(?:{keys})$"},
+        "additionalProperties": entry,
+        "properties": {"$email": {**entry, "properties": {**entry["properties"], "value": email}}},
+    }
 
 
 class AttributeProblem(msgspec.Struct, frozen=True):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 
@@ -22,8 +24,10 @@ from subledger.refunds import RefundLinker
 from subledger.registry import AppRegistry, LoadedApp
 from subledger.sealing import Sealer
 from subledger.settings import Settings
+from subledger.store import STORE_FAULTS, StoreUnavailableError
 
 log = logging.getLogger("subledger.service")
+T = TypeVar("T")
 READ_SLOTS = 8  # Stripe reads in flight at most (anyio's shared worker pool has 40 threads)
 WAIT_SLOTS = 64  # receipts and attribute posts waiting for the projection at most
 
@@ -35,6 +39,10 @@ def lacks_product(purchase: Purchase) -> bool:
     purchase keyed by the session id, and one posted before it did not."""
     session = purchase.session
     return purchase.kind == "one_time" and session is not None and session.product is None
+
+
+class ProjectionLaggingError(RuntimeError):
+    """Stored, but the projection did not apply it within SUBLEDGER_PROJECTION_WAIT_S."""
 
 
 class Service:
@@ -97,6 +105,53 @@ class Service:
         """Something was appended here: wake the in-process projector now, not at its poll."""
         if self.projector is not None:
             self.projector.wake.set()
+
+    async def read(self, call: Callable[..., T], *args: Any) -> T:
+        """A read of the store off the event loop, answered within the store timeout: a
+        store fault becomes StoreUnavailableError (503), and a connection found broken is
+        replaced and the read tried once more, so reads recover as soon as the store does."""
+        try:
+            with anyio.fail_after(self.settings.store_timeout_s):
+                return await anyio.to_thread.run_sync(
+                    functools.partial(self._read_once_more, call, *args),
+                    abandon_on_cancel=True,
+                )
+        except TimeoutError:
+            raise StoreUnavailableError("the store did not answer in time") from None
+
+    def _read_once_more(self, call: Callable[..., T], *args: Any) -> T:
+        try:
+            return call(*args)
+        except STORE_FAULTS:
+            # The read models keep one connection per thread: a restart of PostgreSQL
+            # leaves each broken until that thread uses it again. Drop this one, retry.
+            self.reader.db.discard()
+        try:
+            return call(*args)
+        except STORE_FAULTS as error:
+            self.reader.db.discard()
+            raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
+
+    async def record_and_wait(self, *facts: Fact) -> int:
+        """Append, then wait until the projection has applied it (read-your-writes)."""
+        position = await anyio.to_thread.run_sync(functools.partial(self.ledger.record, *facts))
+        self.appended()
+        if not await self.wait_projected_async(position, self.settings.projection_wait_s):
+            raise ProjectionLaggingError(
+                "recorded, but the projection did not catch up in time; "
+                "retry (repeating is harmless)"
+            )
+        return position
+
+    def readiness(self) -> dict[str, Any]:
+        """The log's end and the projection's state (blocking: the store is asked)."""
+        position = self.ledger.last_position()
+        projection = (
+            self.projector.describe()
+            if self.projector is not None
+            else self.reader.projection_state()
+        )
+        return {"position": position, "projection": projection | self.reader.unprojectable_state()}
 
     def wait_projected(self, position: int, timeout_s: float) -> bool:
         """Read-your-writes: has the projection applied `position`?"""

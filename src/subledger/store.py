@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
 import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from subledger.pool import LedgerPostgresFactory
 from subledger.settings import Database, eventsourcing_env
 
 _encoder = msgspec.msgpack.Encoder()
@@ -37,6 +40,19 @@ class UnreadableRecord(msgspec.Struct, frozen=True):
 
 class StoreUnavailableError(RuntimeError):
     """The event store did not answer in time (down, unreachable or locked)."""
+
+
+# What a store that is down, restarting, unreachable or locked raises, from any layer: our
+# own error, eventsourcing's wrappers, psycopg and its pool (PoolTimeout is an
+# OperationalError), SQLite ("database is locked"). Each means "retry later", never a bug.
+STORE_FAULTS: tuple[type[Exception], ...] = (
+    StoreUnavailableError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+)
 
 
 _DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {}
@@ -116,6 +132,17 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
       commit order equal notification-id order, and NOTIFY wakes subscribers.
     """
 
+    # Reads make one attempt too: the library retries each ten times, 0.2 s apart, after a
+    # pool wait of up to POSTGRES_CONNECT_TIMEOUT each, so a read during an outage blocked
+    # a request thread for ~20 s where the answer is a 503 within the store timeout.
+    select_events = getattr(PostgresApplicationRecorder.select_events, "__wrapped__")  # noqa: B009
+    select_notifications = getattr(  # noqa: B009
+        PostgresApplicationRecorder.select_notifications, "__wrapped__"
+    )
+    max_notification_id = getattr(  # noqa: B009
+        PostgresApplicationRecorder.max_notification_id, "__wrapped__"
+    )
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -178,6 +205,7 @@ def ledger_env(database: Database) -> dict[str, str]:
     env["MAPPER_TOPIC"] = get_topic(RecordMapper)
     env["TRANSCODER_TOPIC"] = get_topic(UnusedTranscoder)
     if database.kind == "postgresql":
+        env["PERSISTENCE_MODULE"] = get_topic(LedgerPostgresFactory)
         env["APPLICATION_RECORDER_TOPIC"] = get_topic(FailFastPostgresRecorder)
     return env
 

@@ -15,8 +15,8 @@ from subledger.apps import AppConfig
 from subledger.facts import NotificationReceived
 from subledger.ledger import Ledger
 from subledger.settings import Database, parse_database_url
-from tests.e2e.conftest import Server, start_server, stop_server
 from tests.e2e.proxy import TcpProxy
+from tests.processes import Server, start_server, stop_server
 from tests.samples import SECRET, scenario_bodies, signature_header
 
 

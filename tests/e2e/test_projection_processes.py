@@ -12,38 +12,22 @@ from pathlib import Path
 
 import httpx
 
-from subledger.apps import AppConfig
 from subledger.ledger import Ledger
 from subledger.settings import parse_database_url
-from tests.e2e.conftest import Server, start_server, stop_server
-from tests.samples import SECRET, scenario_bodies, signature_header
+from tests.processes import (
+    Server,
+    cli,
+    new_app,
+    post,
+    start_projector,
+    start_server,
+    stop_projector,
+    stop_server,
+)
+from tests.samples import scenario_bodies
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
 SMALL_BATCHES = ("--batch-size", "2")  # many batches, so projectors interleave
-
-
-def new_app(url: str) -> tuple[str, str, str]:
-    ledger = Ledger(parse_database_url(url))
-    try:
-        app, pk, sk = ledger.create_app(
-            "e2e",
-            AppConfig(),
-            webhook_secrets=[SECRET],
-            entitlements={"pro": ["prod_TKbE3nVq8YhXcM"]},
-        )
-    finally:
-        ledger.close()
-    return app.app_id, pk, sk
-
-
-def post(server: Server, app_id: str, bodies: list[bytes]) -> None:
-    for body in bodies:
-        response = httpx.post(
-            f"{server.url}/v1/incoming-webhooks/stripe/{app_id}",
-            content=body,
-            headers={"stripe-signature": signature_header(body)},
-        )
-        assert response.status_code == 200, server.logs()
 
 
 def synced(server: Server, key: str) -> dict:  # type: ignore[type-arg]
@@ -67,17 +51,6 @@ def run_scenario(server: Server, app_id: str, public_key: str, secret_key: str) 
     return synced(server, secret_key)
 
 
-def cli(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "subledger.cli", *argv],
-        env={**os.environ, "SUBLEDGER_DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_scenario_through_a_real_server_then_rebuild(server: Server, database_url: str) -> None:
     app_id, pk, sk = new_app(database_url)
     doc = run_scenario(server, app_id, pk, sk)
@@ -85,34 +58,6 @@ def test_scenario_through_a_real_server_then_rebuild(server: Server, database_ur
     verify = cli(database_url, "replay", "--verify", "--json")
     assert verify.returncode == 0, verify.stderr
     assert json.loads(verify.stdout)["verified"] is True
-
-
-def start_projector(url: str, log: Path, *argv: str) -> subprocess.Popen[bytes]:
-    """A `subledger project` process, returned once it follows the log."""
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "subledger.cli", "project", *argv],
-            env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "INFO"},
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
-    deadline = time.monotonic() + 30
-    while "following the log" not in log.read_text() and time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.05)
-    assert "following the log" in log.read_text(), log.read_text()
-    return process
-
-
-def stop_projector(process: subprocess.Popen[bytes], log: Path) -> int:
-    """Stop a projector cleanly; returns how many facts it applied (its last log line)."""
-    process.terminate()
-    assert process.wait(timeout=20) == 0, log.read_text()
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    stopped = [line for line in lines if line["msg"] == "projector stopped"]
-    assert len(stopped) == 1, log.read_text()
-    applied: int = stopped[0]["applied"]
-    return applied
 
 
 def test_two_projector_processes_never_double_apply(postgres_url: str, tmp_path: Path) -> None:

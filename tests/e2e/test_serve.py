@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.processes import Server, start_server, stop_server
 from tests.samples import SECRET, signature_header, subscription_event
 
 

@@ -4,18 +4,17 @@ a JSON error with a documented code, never a 500, and a refused request appends 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from subledger.settings import Settings
-from tests.harness import AppKeys, Harness, harness
+from subledger.codes import Code
+from tests.harness import AppKeys, Harness
 from tests.samples import signature_header
 
-DOCUMENTED = {7000, 7102, 7103, 7220, 7225, 7226, 7244, 7256, 7263} | set(range(8101, 8109))
+DOCUMENTED = {int(code) for code in Code if code < Code.NO_SUCH_ROUTE}
 
 json_values = st.recursive(
     st.none()
@@ -89,12 +88,6 @@ bodies = st.one_of(
 FUZZ = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-@pytest.fixture
-def h(settings: Settings) -> Iterator[Harness]:
-    with harness(settings) as running:
-        yield running
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,18 +21,12 @@ from subledger.cli import main
 from subledger.identity import anonymous_id
 from subledger.sealing import fingerprint
 from subledger.settings import Settings
-from tests.harness import AppKeys, Harness, harness
+from tests.harness import AppKeys, Harness
 from tests.samples import DAY, SECRET, scenario_bodies, subscription_created
 
 NOW = int(time.time())
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
-
-
-@pytest.fixture
-def h(settings: Settings) -> Iterator[Harness]:
-    with harness(settings) as running:
-        yield running
 
 
 def history(h: Harness, keys: AppKeys, user: str, key: str | None = None) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -12,17 +11,10 @@ import pytest
 
 from projections.replay import Replay
 from subledger.identity import anonymous_id
-from subledger.settings import Settings
-from tests.harness import AppKeys, Harness, harness
+from tests.harness import AppKeys, Harness
 from tests.samples import scenario_bodies
 
 SUB = "sub_1SLr4eQx7RtY2pLmVb2NcQ8s"
-
-
-@pytest.fixture
-def h(settings: Settings) -> Iterator[Harness]:
-    with harness(settings) as running:
-        yield running
 
 
 def get_subscriber(h: Harness, user: str, key: str) -> Any:
@@ -140,7 +132,9 @@ REFUSED_IDS = [
 def test_blocked_and_malformed_app_user_ids_are_refused(h: Harness, app_user_id: str) -> None:
     keys = h.app()
     answer = h.receipt(keys, app_user_id, SUB)
-    assert (answer.status_code, answer.json()["code"]) == (400, 7256), answer.text
+    # a NUL anywhere in a JSON body is refused before the fields are read (issue #17)
+    code = 7226 if "\x00" in app_user_id else 7256
+    assert (answer.status_code, answer.json()["code"]) == (400, code), answer.text
     answer = get_subscriber(h, app_user_id, keys.secret_key)
     # an encoded '/' is decoded before routing, so such a path names no route at all
     expected = (404, 8404) if "/" in app_user_id else (400, 7256)

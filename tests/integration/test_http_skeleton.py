@@ -37,3 +37,4 @@ def test_unknown_routes_answer_json_errors(client: TestClient) -> None:  # type:
     response = client.delete("/health")
     assert response.status_code == 405
     assert set(response.json()) == {"code", "message"}
+    assert "GET" in response.headers["allow"].split(", ")  # RFC 9110: 405 names what is allowed

@@ -14,8 +14,8 @@ import pytest
 from subledger.identity import anonymous_id
 from subledger.settings import Settings
 from tests.conftest import fresh_postgres_url
-from tests.e2e.conftest import Server, start_server, stop_server
 from tests.harness import AppKeys, Harness, harness, served_harness, stored_document
+from tests.processes import Server, start_server, stop_server
 from tests.samples import (
     DAY,
     PRODUCT,

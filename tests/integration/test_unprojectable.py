@@ -22,7 +22,7 @@ from projections.replay import Replay
 from projections.storage.db import ViewDb
 from subledger.facts import Fact, received_notification
 from subledger.settings import Database
-from tests.harness import FoldStore
+from tests.harness import FoldStore, Harness
 from tests.samples import DAY, notification, subscription_created, token
 
 T0 = 1_795_000_000_000
@@ -44,22 +44,29 @@ def valid_purchase(app_id: str, sub_id: str = "sub_Good0001") -> list[Fact]:
     return [token(app_id, T0, user="alice", fetch=sub_id), notification(app_id, created, T0 + 1)]
 
 
-def with_invalid_utf8(app_id: str) -> Fact:
-    """A signed body with an invalid UTF-8 byte inside a string value, as an older version
-    accepted it."""
-    body = subscription_created(
-        event_id="evt_bad_utf8", created=C, sub_id="sub_Bad0001", period=PERIOD
-    )
+def stored_as_is(app_id: str, event_id: str, body: bytes) -> Fact:
+    """A `customer.subscription.created` notification as an older version stored it, before
+    the boundary refused what the fold and the stores cannot hold."""
     return received_notification(
         app_id,
-        event_id="evt_bad_utf8",
+        event_id=event_id,
         event_type="customer.subscription.created",
         created=C,
         livemode=False,
         api_version=None,
-        body=body.replace(b'"sub_Bad0001"', b'"sub_Bad\xff0001"', 1),
+        body=body,
         received_at_ms=T0,
         secret_fingerprint="test",
+    )
+
+
+def with_invalid_utf8(app_id: str) -> Fact:
+    """A signed body with an invalid UTF-8 byte inside a string value."""
+    body = subscription_created(
+        event_id="evt_bad_utf8", created=C, sub_id="sub_Bad0001", period=PERIOD
+    )
+    return stored_as_is(
+        app_id, "evt_bad_utf8", body.replace(b'"sub_Bad0001"', b'"sub_Bad\xff0001"', 1)
     )
 
 
@@ -113,7 +120,7 @@ def test_an_id_the_store_cannot_hold_is_set_apart_inside_a_batch(store: FoldStor
     app_id = store.new_app(track_new_purchases=True)
     body = subscription_created(event_id="evt_nul", created=C, sub_id="sub_Nul0001", period=PERIOD)
     facts = [
-        notification(app_id, body.replace(b"sub_Nul0001", b"sub_Nul\\u00000001"), T0),
+        stored_as_is(app_id, "evt_nul", body.replace(b"sub_Nul0001", b"sub_Nul\\u00000001")),
         *valid_purchase(app_id),
     ]
     store.ledger.record_new(facts)  # one batch of the projector holds all three
@@ -159,3 +166,18 @@ def test_events_lists_the_reason(store: FoldStore, capsys: pytest.CaptureFixture
     rows = json.loads(capsys.readouterr().out)
     [bad] = [row for row in rows if row["fact"] == "NotificationReceived"]
     assert "UTF-8" in bad["unprojectable"]
+
+
+def test_ready_and_metrics_count_what_could_not_be_applied(h: Harness) -> None:
+    keys = h.app()
+    h.ledger.record_new([with_invalid_utf8(keys.app_id)])
+    h.settle()
+    ready = h.client.get("/ready").json()["projection"]
+    assert ready["unprojectable"] == 1
+    assert ready["latest_unprojectable"]["kind"] == "stripe:customer.subscription.created"
+    metrics = h.client.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "\nsubledger_unprojectable_facts 1\n" in metrics.text
+    position = h.ledger.last_position()
+    assert f"\nsubledger_projection_position {position}\n" in metrics.text

@@ -146,3 +146,51 @@ def test_folds_have_no_clock_or_randomness() -> None:
         text = path.read_text()
         for clock in ("time.time", "monotonic", "perf_counter", "uuid4", "uuid1", "now("):
             assert clock not in text, (path.name, clock)
+
+
+ROUTES = ("customers", "history", "receipts", "webhooks", "health")
+
+
+def test_route_modules_share_only_modules_of_their_own() -> None:
+    """A route module never imports another's helpers; shared pieces live in guards,
+    bodies, answers, customerinfo, openapi or errors."""
+    for name in ROUTES:
+        path = ROOT / "src" / "subledger" / "http" / f"{name}.py"
+        bad = {m for m in imports(path) for other in ROUTES if m == f"subledger.http.{other}"}
+        assert not bad, f"{name}.py imports {bad}"
+
+
+def test_handlers_neither_authenticate_nor_read_the_app_state() -> None:
+    """Authentication is a guard, the service a dependency (STYLE 3)."""
+    for name in ROUTES:
+        text = (ROOT / "src" / "subledger" / "http" / f"{name}.py").read_text()
+        for banned in ("app.state", "authenticate(", '.headers.get("authorization'):
+            assert banned not in text, (name, banned)
+
+
+def test_error_codes_are_written_once() -> None:
+    """Every code lives in subledger.codes; no other module spells one as a number."""
+    from subledger.codes import Code
+
+    spelled = {str(int(code)) for code in Code}
+    for folder in (ROOT / "src" / "subledger",):
+        for path in modules(folder):
+            if path.name == "codes.py":
+                continue
+            numbers = {
+                str(node.value)
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Constant) and type(node.value) is int
+            }
+            assert not numbers & spelled, (path.relative_to(ROOT), numbers & spelled)
+
+
+def test_docs_list_the_codes_of_the_table() -> None:
+    """docs/errors.md has one row per code of subledger.codes, with its HTTP status."""
+    import re
+
+    from subledger.codes import CODES
+
+    text = (ROOT / "docs" / "errors.md").read_text()
+    rows = {(int(c), int(s)) for c, s in re.findall(r"^\| (\d{4}) \| (\d{3}) \|", text, re.M)}
+    assert rows == {(int(code), status) for code, (status, _) in CODES.items()}

@@ -5,18 +5,21 @@ from __future__ import annotations
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
 # litestar applies its CORSConfig to every route (litestar issue #3403); only this middleware,
 # on the router of the public routes, keeps ingest and operations routes without CORS.
 from litestar.middleware._internal.cors import CORSMiddleware
-from litestar.openapi.config import OpenAPIConfig
 
+from subledger.http.bodies import StorableJsonRequest
 from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
-from subledger.http.health import health, ready
+from subledger.http.guards import caller_of, service_of
+from subledger.http.health import health, metrics, ready
 from subledger.http.history import get_history
 from subledger.http.identify import get_identify_user, post_identify
+from subledger.http.openapi import openapi_config
 from subledger.http.receipts import post_receipt
 from subledger.http.webhooks import receive_stripe_webhook
 from subledger.service import Service
@@ -64,13 +67,19 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
         route_handlers=[
             health,
             ready,
+            metrics,
             receive_stripe_webhook,
             public_routes(settings),
             get_history,
         ],
+        dependencies={
+            "service": Provide(service_of, sync_to_thread=False),
+            "caller": Provide(caller_of, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=StorableJsonRequest,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="subledger", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
         on_startup=[running.start],
         on_shutdown=[running.close_async, running.stop],
         state=State({"service": running}),

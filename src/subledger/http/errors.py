@@ -1,4 +1,5 @@
-"""Every error leaves as `{"code": int, "message": str}`; status codes are mapped here only."""
+"""Every error leaves as `{"code": int, "message": str}`; what each failure answers is decided
+here only (`refusal`), for the response and for the log line that reports it."""
 
 from __future__ import annotations
 
@@ -9,78 +10,87 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.exceptions.http_exceptions import MethodNotAllowedException, RequestEntityTooLarge
 
-from subledger.store import StoreUnavailableError
+from subledger.codes import Code, status_of
+from subledger.service import ProjectionLaggingError
+from subledger.store import STORE_FAULTS
 
 log = logging.getLogger("subledger.http")
 
-# subledger's own codes (RevenueCat's 7xxx codes are used where SPEC section 11 names them).
-UNKNOWN_APP = 8101
-BODY_TOO_LARGE = 8102
-NO_WEBHOOK_SECRET = 8103
-BAD_SIGNATURE_HEADER = 8104
-SIGNATURE_MISMATCH = 8105
-SIGNATURE_TOO_OLD = 8106
-NOT_A_STRIPE_EVENT = 8107
-UNSUPPORTED_EVENT_TYPE = 8108
-NOT_FOUND = 8404
-METHOD_NOT_ALLOWED = 8405
-INTERNAL = 8500
-STORE_UNAVAILABLE = 8503
-PROJECTION_LAGGING = 8504
-
 
 class ApiError(Exception):
-    """A refusal with its HTTP status, numeric code and human message."""
+    """A refusal: HTTP status, numeric code, human message, extra body fields, headers."""
 
-    def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
+    def __init__(self, code: Code, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status = status
-        self.code = code
+        self.status = status_of(code)
+        self.code = int(code)
         self.message = message
         self.extra = extra
+        self.headers: dict[str, str] = {"Retry-After": "1"} if self.status == 503 else {}
+
+    @classmethod
+    def framework(cls, status: int, message: str, headers: dict[str, str]) -> ApiError:
+        """Another refusal of the HTTP framework: its code is the HTTP status."""
+        error = cls(Code.INTERNAL, message)
+        error.status = error.code = status
+        error.headers = headers
+        return error
 
 
-def error_response(status: int, code: int, message: str, **extra: Any) -> Response[Any]:
-    headers = {"Retry-After": "1"} if status == 503 else None
+def refusal(exc: Exception) -> ApiError:
+    """What `exc` answers: status, code and message (an unexpected error is a 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ProjectionLaggingError):
+        return ApiError(Code.PROJECTION_LAGGING, str(exc))
+    if isinstance(exc, STORE_FAULTS):
+        return ApiError(Code.STORE_UNAVAILABLE, "the store is unavailable; retry shortly")
+    if isinstance(exc, HTTPException):
+        return _framework_refusal(exc)
+    return ApiError(Code.INTERNAL, "internal error")
+
+
+def _framework_refusal(exc: HTTPException) -> ApiError:
+    if isinstance(exc, RequestEntityTooLarge):
+        return ApiError(Code.BODY_TOO_LARGE, "request body is over the size limit")
+    if isinstance(exc, NotFoundException):
+        return ApiError(Code.NO_SUCH_ROUTE, "no such route")
+    if isinstance(exc, MethodNotAllowedException):
+        error = ApiError(Code.METHOD_NOT_ALLOWED, "method not allowed on this route")
+        error.headers = {"Allow": (exc.headers or {}).get("allow", "")}
+        return error
+    if isinstance(exc, ValidationException):
+        return ApiError(Code.MALFORMED_BODY, f"malformed request: {_problems(exc)}")
+    if exc.status_code >= 500:
+        return ApiError(Code.INTERNAL, "internal error")
+    return ApiError.framework(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+def _problems(exc: ValidationException) -> str:
+    """Which fields litestar's decoding refused, and why."""
+    found = exc.extra if isinstance(exc.extra, list) else []
+    named = [f"{p.get('key', '?')}: {p.get('message', '')}" for p in found if isinstance(p, dict)]
+    return "; ".join(named) or str(exc.detail)
+
+
+def error_response(error: ApiError) -> Response[Any]:
     return Response(
-        {"code": code, "message": message, **extra},
-        status_code=status,
+        {"code": error.code, "message": error.message, **error.extra},
+        status_code=error.status,
         media_type=MediaType.JSON,
-        headers=headers,
+        headers=error.headers or None,
     )
 
 
-def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    return error_response(exc.status, exc.code, exc.message, **exc.extra)
+def _handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    error = refusal(exc)
+    if error.status == 503 and not isinstance(exc, ApiError):
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    elif error.code == Code.INTERNAL:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(error)
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if isinstance(exc, RequestEntityTooLarge):
-        return error_response(413, BODY_TOO_LARGE, "request body is over the size limit")
-    if isinstance(exc, NotFoundException):
-        return error_response(404, NOT_FOUND, "no such route")
-    if isinstance(exc, MethodNotAllowedException):
-        return error_response(405, METHOD_NOT_ALLOWED, "method not allowed on this route")
-    if isinstance(exc, ValidationException):
-        return error_response(400, 7226, f"malformed request: {exc.detail}")
-    if exc.status_code >= 500:
-        return error_response(exc.status_code, INTERNAL, "internal error")
-    return error_response(exc.status_code, exc.status_code, str(exc.detail))
-
-
-def _store_error(_: Request[Any, Any, Any], exc: StoreUnavailableError) -> Response[Any]:
-    log.warning("store unavailable: %s", exc)
-    return error_response(503, STORE_UNAVAILABLE, "the store is unavailable; retry shortly")
-
-
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, INTERNAL, "internal error")
-
-
-EXCEPTION_HANDLERS: dict[Any, Any] = {
-    ApiError: _api_error,
-    HTTPException: _http_error,
-    StoreUnavailableError: _store_error,
-    Exception: _internal_error,
-}
+EXCEPTION_HANDLERS: dict[Any, Any] = dict.fromkeys(
+    (ApiError, HTTPException, ProjectionLaggingError, *STORE_FAULTS, Exception), _handle
+)

@@ -2,42 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any
+from litestar import get
+from litestar.di import NamedDependency
 
-import anyio
-from litestar import Request, get
-
-from subledger.http.errors import STORE_UNAVAILABLE, ApiError
+from subledger.http.answers import Health, ProjectionState, Ready
+from subledger.http.openapi import errors
 from subledger.service import Service
 
 
 @get("/health", operation_id="health", tags=["operations"], sync_to_thread=False)
-def health() -> dict[str, str]:
+def health() -> Health:
     """The process answers (liveness)."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@get("/ready", operation_id="ready", tags=["operations"])
-async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The store answers within the store timeout (readiness)."""
-    service: Service = request.app.state.service
-    try:
-        with anyio.fail_after(service.settings.store_timeout_s):
-            position = await anyio.to_thread.run_sync(service.ledger.last_position)
-    except Exception as error:  # noqa: BLE001 - any failure means not ready
-        raise ApiError(
-            503, STORE_UNAVAILABLE, f"store not reachable: {type(error).__name__}"
-        ) from None
-    projection = (
-        service.projector.describe()
-        if service.projector is not None
-        else await anyio.to_thread.run_sync(service.reader.projection_state)
+@get("/ready", operation_id="ready", tags=["operations"], responses=errors())
+async def ready(service: NamedDependency[Service]) -> Ready:
+    """The store answers within the store timeout (readiness); 503/8503 otherwise."""
+    state = await service.read(service.readiness)
+    projection = state["projection"]
+    return Ready(
+        status="ready",
+        store=service.settings.database.kind,
+        position=state["position"],
+        projection=ProjectionState(**projection, mode=service.settings.projector_mode),
     )
-    projection["mode"] = service.settings.projector_mode
-    projection |= await anyio.to_thread.run_sync(service.reader.unprojectable_state)
-    return {
-        "status": "ready",
-        "store": service.settings.database.kind,
-        "position": position,
-        "projection": projection,
-    }
+
+
+@get(
+    "/metrics",
+    operation_id="metrics",
+    tags=["operations"],
+    media_type="text/plain; version=0.0.4",
+    responses=errors(),
+)
+async def metrics(service: NamedDependency[Service]) -> str:
+    """What /ready reports, as Prometheus gauges (text exposition format)."""
+    state = await service.read(service.readiness)
+    projection = state["projection"]
+    gauges = [
+        ("subledger_log_position", "last position of the log", state["position"]),
+        ("subledger_projection_position", "last position projected", projection["position"]),
+        (
+            "subledger_projection_lag_p50_ms",
+            "receive to projected, median",
+            projection["lag_ms_p50"],
+        ),
+        ("subledger_projection_lag_p99_ms", "receive to projected, p99", projection["lag_ms_p99"]),
+        (
+            "subledger_unprojectable_facts",
+            "facts the fold could not apply (docs/reliability.md)",
+            projection["unprojectable"],
+        ),
+    ]
+    return "".join(
+        f"# HELP {name} {text}\n# TYPE {name} gauge\n{name} {value}\n"
+        for name, text, value in gauges
+        if value is not None
+    )

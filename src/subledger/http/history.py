@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import anyio
 import msgspec
-from litestar import MediaType, Request, Response, get
-from litestar.params import FromPath
+from litestar import get
+from litestar.di import NamedDependency
 
 from projections.history import history_document
-from subledger.http.auth import require_secret
-from subledger.http.customers import valid_user
+from subledger.codes import Code
+from subledger.http.answers import HistoryDocument
+from subledger.http.guards import AppUserIdPath, Caller, api_key, path_app_user_id, secret_key
+from subledger.http.openapi import BEARER, errors
 from subledger.service import Service
 
 
@@ -20,13 +19,17 @@ from subledger.service import Service
     operation_id="getSubscriberHistory",
     tags=["audit"],
     summary="Every fact that touched the customer, in log order, with what it changed",
+    guards=[api_key, secret_key, path_app_user_id],
+    security=BEARER,
+    responses=errors(
+        Code.EMPTY_APP_USER_ID,
+        Code.INVALID_APP_USER_ID,
+        Code.INVALID_API_KEY,
+        Code.SECRET_KEY_NEEDED,
+    ),
 )
 async def get_history(
-    app_user_id: FromPath[str], request: Request[Any, Any, Any]
-) -> Response[bytes]:
-    loaded = await require_secret(request)
-    user = valid_user(app_user_id)
-    service: Service = request.app.state.service
-    history = await anyio.to_thread.run_sync(service.reader.customer_history, loaded.app_id, user)
-    body = msgspec.json.encode(history_document(history))
-    return Response(body, media_type=MediaType.JSON)
+    app_user_id: AppUserIdPath, caller: NamedDependency[Caller], service: NamedDependency[Service]
+) -> HistoryDocument:
+    history = await service.read(service.reader.customer_history, caller.app_id, app_user_id)
+    return msgspec.convert(history_document(history), HistoryDocument)

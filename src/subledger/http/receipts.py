@@ -4,36 +4,35 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import Annotated
 
-import anyio
 import msgspec
-from litestar import Request, Response, post
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody
 
 from subledger.attributes import split_valid
-from subledger.facts import AttributeValue, TokenPosted, new_id
-from subledger.http.auth import authenticate
-from subledger.http.customers import (
-    decode_body,
-    document_response,
-    record_and_wait,
-    valid_user,
-)
+from subledger.codes import Code
+from subledger.facts import TokenPosted, new_id
+from subledger.http.answers import CustomerInfoAnswer
+from subledger.http.bodies import ReceiptBody
+from subledger.http.customerinfo import customer_info
 from subledger.http.errors import ApiError
+from subledger.http.guards import Caller, api_key, stripe_platform, valid_app_user_id
+from subledger.http.openapi import BEARER, WRITE_ERRORS, customer_info_or
+from subledger.identity import PURCHASE_TOKEN
 from subledger.service import Service
 
-_TOKEN = re.compile(r"^(sub|cs)_[A-Za-z0-9_]{4,255}$")
+_TOKEN = re.compile(PURCHASE_TOKEN)
 REFUSED_TRANSFER = "There is already another active subscriber using the same receipt."
-
-
-class ReceiptBody(msgspec.Struct, frozen=True):
-    fetch_token: str
-    app_user_id: str = ""
-    attributes: dict[str, AttributeValue] | None = None
-    presented_offering_identifier: str | None = None
-
-
-_receipt_body = msgspec.json.Decoder(ReceiptBody)  # on import: see store._decoder
+Platform = Annotated[
+    str,
+    HeaderParameter(
+        name="X-Platform",
+        description="must be `stripe` (any case); else 7000",
+        pattern="^[Ss][Tt][Rr][Ii][Pp][Ee]$",
+    ),
+]
 
 
 @post(
@@ -41,42 +40,46 @@ _receipt_body = msgspec.json.Decoder(ReceiptBody)  # on import: see store._decod
     operation_id="postReceipt",
     tags=["customers"],
     summary="Post a Stripe purchase token (sub_… or cs_…) for an App User ID",
+    status_code=200,
+    guards=[api_key, stripe_platform],
+    security=BEARER,
+    responses=customer_info_or(
+        *WRITE_ERRORS, Code.PLATFORM_NOT_STRIPE, Code.NOT_A_PURCHASE_TOKEN, Code.TRANSFER_REFUSED
+    ),
 )
-async def post_receipt(request: Request[Any, Any, Any]) -> Response[bytes]:
-    loaded, is_secret = await authenticate(request)
-    if request.headers.get("x-platform", "").lower() != "stripe":
-        raise ApiError(400, 7000, "X-Platform header must be 'stripe'")
-    body: ReceiptBody = decode_body(await request.body(), _receipt_body)
-    user = valid_user(body.app_user_id)
-    if not _TOKEN.match(body.fetch_token):
+async def post_receipt(
+    data: JSONBody[ReceiptBody],
+    caller: NamedDependency[Caller],
+    service: NamedDependency[Service],
+    x_platform: Platform,
+) -> CustomerInfoAnswer:
+    user = valid_app_user_id(data.app_user_id)
+    if not _TOKEN.match(data.fetch_token):
         raise ApiError(
-            400,
-            7103,
+            Code.NOT_A_PURCHASE_TOKEN,
             "fetch_token must be a Stripe subscription (sub_…) or Checkout Session (cs_…) id",
         )
-    attributes, problems = split_valid(body.attributes or {})
+    attributes, problems = split_valid(data.attributes or {})
     if problems:
         raise ApiError(
-            400,
-            7263,
+            Code.INVALID_ATTRIBUTES,
             "invalid attributes: nothing was stored",
             attribute_errors=[msgspec.structs.asdict(p) for p in problems],
         )
-    service: Service = request.app.state.service
     fact = TokenPosted(
         originator_id=new_id(),
-        app_id=loaded.app_id,
+        app_id=caller.app_id,
         received_at_ms=time.time_ns() // 1_000_000,
         app_user_id=user,
-        fetch_token=body.fetch_token,
+        fetch_token=data.fetch_token,
         attributes=attributes,
-        presented_offering_identifier=body.presented_offering_identifier,
+        presented_offering_identifier=data.presented_offering_identifier,
     )
-    reads = await service.stripe_reads_before_token(loaded, body.fetch_token)
-    await record_and_wait(service, *reads, fact)
-    outcome = await anyio.to_thread.run_sync(
-        service.reader.token_outcome, loaded.app_id, fact.originator_id.hex
+    reads = await service.stripe_reads_before_token(caller.app, data.fetch_token)
+    await service.record_and_wait(*reads, fact)
+    outcome = await service.read(
+        service.reader.token_outcome, caller.app_id, fact.originator_id.hex
     )
     if outcome is not None and outcome.outcome == "refused":
-        raise ApiError(409, 7102, REFUSED_TRANSFER)
-    return await document_response(service, loaded.app_id, user, with_attributes=is_secret)
+        raise ApiError(Code.TRANSFER_REFUSED, REFUSED_TRANSFER)
+    return await customer_info(service, caller, user)

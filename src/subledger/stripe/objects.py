@@ -191,7 +191,7 @@ class ChargeEvent(msgspec.Struct, frozen=True, gc=False):
 
 class Envelope(msgspec.Struct, frozen=True, gc=False):
     id: str
-    created: int
+    created: int | float  # ingest accepts whole seconds written 1760000000.0 (payloads.py)
     data: Any
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import msgspec
 
 from subledger.facts import NotificationReceived, received_notification
+from subledger.storable import INT64_MAX, INT64_MIN, UnstorableJsonError, check_storable_json
 
 SUPPORTED_EVENT_TYPES: tuple[str, ...] = (
     "customer.subscription.created",
@@ -38,7 +39,7 @@ class EventEnvelope(msgspec.Struct, frozen=True):
     id: str
     object: str
     type: str
-    created: int
+    created: int | float  # an integral float is that integer (JSON does not tell them apart)
     data: EventData
     livemode: bool = False
     api_version: str | None = None
@@ -48,12 +49,24 @@ _envelope = msgspec.json.Decoder(EventEnvelope)
 
 
 def decode_envelope(body: bytes) -> EventEnvelope:
+    """The event's envelope, once the whole body is known to be JSON every store and the
+    fold can hold (a stored notification is folded on every rebuild, so it must fold)."""
+    try:
+        check_storable_json(body)
+    except UnstorableJsonError as error:
+        raise PayloadError(
+            f"body is not a JSON Stripe event subledger can store: {error}"
+        ) from None
     try:
         event = _envelope.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise PayloadError(f"body is not a JSON Stripe event: {error}") from None
     if event.object != "event" or not event.id.startswith("evt_") or not event.type:
         raise PayloadError('body is not a Stripe event (needs object "event" and an evt_ id)')
+    if isinstance(event.created, float):
+        if not event.created.is_integer() or not INT64_MIN <= int(event.created) <= INT64_MAX:
+            raise PayloadError("body is not a Stripe event: `created` must be whole seconds")
+        event = msgspec.structs.replace(event, created=int(event.created))
     return event
 
 
@@ -64,7 +77,7 @@ def notification_fact(
         app_id,
         event_id=event.id,
         event_type=event.type,
-        created=event.created,
+        created=int(event.created),
         livemode=event.livemode,
         api_version=event.api_version,
         body=body,

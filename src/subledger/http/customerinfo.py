@@ -1,0 +1,31 @@
+"""The customer document as answered (SPEC 8): the stored JSON inside the request's time,
+without `subscriber_attributes` for the public key. Shared by the routes that answer it."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from projections.rules.dates import iso
+from projections.rules.documents import empty_subscriber
+from subledger.http.answers import CustomerInfoAnswer, PublicSubscriber
+from subledger.http.guards import Caller
+from subledger.service import Service
+
+_public = msgspec.json.Decoder(PublicSubscriber)
+
+
+async def customer_info(service: Service, caller: Caller, app_user_id: str) -> CustomerInfoAnswer:
+    """Unknown ids get an empty document; nothing is stored by a read (SPEC 5)."""
+    stored = await service.read(service.reader.document, caller.app_id, app_user_id)
+    now_ms = time.time_ns() // 1_000_000
+    request_date = iso(now_ms // 1000) or ""
+    raw = (
+        stored.encode()
+        if stored is not None
+        else msgspec.json.encode(empty_subscriber(app_user_id, request_date))
+    )
+    if not caller.is_secret:
+        raw = msgspec.json.encode(_public.decode(raw))
+    return CustomerInfoAnswer(request_date, now_ms, msgspec.Raw(raw))
