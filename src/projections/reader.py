@@ -144,6 +144,22 @@ class Reader:
             entries[position] = raw
         return [_entry.decode(entries[p]).only(parts[p]) for p in sorted(entries)]
 
+    def purchases_mentioning(self, app_id: str, text: str, limit: int = 50) -> list[str]:
+        """The purchases whose stored row holds `text` as a whole JSON string (a Stripe
+        customer, invoice, charge, session or event id), for the console's search. A scan
+        of the app's purchase rows: an operator's lookup, not a hot path."""
+        quoted = msgspec.json.encode(text).decode()
+        escaped = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.q(
+                    f"SELECT id FROM {self.prefix}{PURCHASES} "
+                    "WHERE app_id = ? AND state LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?"
+                ),
+                (app_id, f"%{escaped}%", limit),
+            )
+            return [str(row[0]) for row in cur.fetchall()]
+
     def customer_history(self, app_id: str, app_user_id: str) -> CustomerHistory:
         """Every fact that touched the customer: its ids, the purchases it holds or held,
         their checkout sessions and Stripe customers (unlinked refunds), in log order."""

@@ -57,6 +57,7 @@ PROJECTION_LAYERS = (
         "projections.reader",
         "projections.history",
         "projections.deliveries",
+        "projections.memoryfold",
     ),
 )
 

@@ -13,6 +13,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware._internal.cors import CORSMiddleware
 
 from subledger.http.bodies import StorableJsonRequest
+from subledger.http.console import Console, console_router, template_config
 from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.guards import caller_of, service_of
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
             receive_stripe_webhook,
             public_routes(settings),
             get_history,
+            console_router(),
         ],
         dependencies={
             "service": Provide(service_of, sync_to_thread=False),
@@ -82,7 +84,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
         openapi_config=openapi_config(),
         on_startup=[running.start],
         on_shutdown=[running.close_async, running.stop],
-        state=State({"service": running}),
+        state=State({"service": running, "console": Console(running)}),
+        template_config=template_config(),
         debug=False,
         logging_config=None,  # keep subledger's JSON-lines logging (subledger.logs)
     )
