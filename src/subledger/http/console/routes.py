@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from subledger.facts import RedeliveryRequested, new_id
@@ -73,7 +74,7 @@ class ConsoleController(Controller):
     include_in_schema = False
 
     @get("/sign-in", name="console-sign-in")
-    async def sign_in_form(self, message: str = "") -> Template:
+    async def sign_in_form(self, message: FromQuery[str] = "") -> Template:
         return _signed_out_page("sign_in.html", message=message)
 
     @post("/sign-in", status_code=303)
@@ -96,7 +97,7 @@ class ConsoleController(Controller):
         return await session_cookie(request, app.app_id, app.app.secret_key_hash)
 
     @get("/link/{token:str}")
-    async def link_form(self, token: str) -> Template:
+    async def link_form(self, token: FromPath[str]) -> Template:
         """A confirmation, so a link preview fetching the URL does not spend the token."""
         return _signed_out_page("link.html", token=token)
 
@@ -105,7 +106,7 @@ class ConsoleController(Controller):
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> Redirect:
         form = await _form(request)
-        console = console_of(request)
+        console = await console_of(request).ready()
         app_id = (
             await service.read(console.store.use_link, form.get("token", ""))
             if _pre_ok(request, form)
@@ -125,7 +126,10 @@ class ConsoleController(Controller):
 
     @get("/", guards=[console_session])
     async def search(
-        self, request: Request[Any, Any, Any], service: NamedDependency[Service], q: str = ""
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[Service],
+        q: FromQuery[str] = "",
     ) -> Template:
         caller: ConsoleCaller = request.auth
         hits = await service.read(pages.search, service.reader, caller.app_id, q) if q else []
@@ -136,9 +140,9 @@ class ConsoleController(Controller):
         self,
         request: Request[Any, Any, Any],
         service: NamedDependency[Service],
-        app_user_id: str,
-        page: int = 1,
-        at: int | None = None,
+        app_user_id: FromPath[str],
+        page: FromQuery[int] = 1,
+        at: FromQuery[int | None] = None,
     ) -> Template:
         caller: ConsoleCaller = request.auth
         shown = await service.read(
@@ -176,7 +180,7 @@ class ConsoleController(Controller):
 
     @get("/purchases/{key:str}", guards=[console_session])
     async def purchase(
-        self, request: Request[Any, Any, Any], service: NamedDependency[Service], key: str
+        self, request: Request[Any, Any, Any], service: NamedDependency[Service], key: FromPath[str]
     ) -> Template:
         caller: ConsoleCaller = request.auth
         shown = await service.read(pages.purchase_page, service.reader, caller.app_id, key)
@@ -189,8 +193,8 @@ class ConsoleController(Controller):
         self,
         request: Request[Any, Any, Any],
         service: NamedDependency[Service],
-        status: str = "",
-        message: str = "",
+        status: FromQuery[str] = "",
+        message: FromQuery[str] = "",
     ) -> Template:
         caller: ConsoleCaller = request.auth
         wanted = status if status in STATUSES else None
@@ -235,10 +239,10 @@ class ConsoleController(Controller):
         *,
         request: Request[Any, Any, Any],
         service: NamedDependency[Service],
-        name: str = "",
-        resolution: str = "day",
-        start: str = "",
-        end: str = "",
+        name: FromQuery[str] = "",
+        resolution: FromQuery[str] = "day",
+        start: FromQuery[str] = "",
+        end: FromQuery[str] = "",
     ) -> Template:
         caller: ConsoleCaller = request.auth
         query = ChartQuery(name=name, resolution=resolution, start=start, end=end)
