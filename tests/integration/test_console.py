@@ -69,135 +69,6 @@ def h(settings: Settings, rx: Receiver) -> Iterator[Harness]:
         yield running
 
 
-def test_pages_need_a_session_and_every_answer_has_the_security_headers(h: Harness) -> None:
-    for path in ("/console/", "/console/customers/x", "/console/deliveries", "/console/charts"):
-        answer = h.client.get(path, follow_redirects=False)
-        assert answer.status_code == 303, path
-        assert answer.headers["location"] == "/console/sign-in"
-    page = h.client.get("/console/sign-in")
-    csp = page.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in csp
-    assert "script-src 'self'" in csp
-    assert "unsafe-inline" not in csp
-    assert page.headers["x-frame-options"] == "DENY"
-    assert page.headers["referrer-policy"] == "no-referrer"
-    assert "<script" not in page.text
-
-
-def test_a_public_or_unknown_key_is_refused_and_the_secret_key_signs_in(h: Harness) -> None:
-    keys = h.app()
-    assert sign_in(h.client, keys.public_key).status_code == 401
-    assert sign_in(h.client, "sk_not_a_key").status_code == 401
-    assert h.client.get("/console/", follow_redirects=False).status_code == 303
-    answer = sign_in(h.client, keys.secret_key)
-    assert answer.status_code == 303
-    cookie = answer.headers["set-cookie"]
-    assert "HttpOnly" in cookie
-    assert "SameSite=strict" in cookie
-    assert keys.secret_key not in cookie
-    page = h.client.get("/console/")
-    assert page.status_code == 200
-    assert keys.app_id in page.text
-    assert keys.secret_key not in page.text
-    assert keys.public_key not in page.text
-
-
-def test_the_sign_in_form_needs_its_double_submit_token(h: Harness) -> None:
-    keys = h.app()
-    h.client.get("/console/sign-in")
-    answer = h.client.post(
-        "/console/sign-in", data={"csrf": "forged", "key": keys.secret_key}, follow_redirects=False
-    )
-    assert answer.status_code == 401
-    assert "expired" in answer.text
-
-
-def test_a_forged_cookie_is_no_session(h: Harness) -> None:
-    keys = h.app()
-    assert sign_in(h.client, keys.secret_key).status_code == 303
-    real = h.client.cookies["sl_console"]
-    payload, _, mac = real.partition(".")
-    h.client.cookies.set("sl_console", f"{payload}.{mac[::-1]}", path="/console")
-    assert h.client.get("/console/", follow_redirects=False).status_code == 303
-
-
-def test_sign_out_needs_the_csrf_token_and_ends_the_session(h: Harness) -> None:
-    keys = h.app()
-    sign_in(h.client, keys.secret_key)
-    page = h.client.get("/console/")
-    refused = h.client.post("/console/sign-out", data={"csrf": "x"}, follow_redirects=False)
-    assert refused.status_code == 403
-    out = h.client.post("/console/sign-out", data={"csrf": csrf_of(page)}, follow_redirects=False)
-    assert out.status_code == 303
-    assert h.client.get("/console/", follow_redirects=False).status_code == 303
-
-
-def test_a_key_rotation_ends_the_sessions_of_the_old_key(h: Harness) -> None:
-    keys = h.app()
-    sign_in(h.client, keys.secret_key)
-    assert h.client.get("/console/").status_code == 200
-    h.ledger.change_app(keys.app_id, rotate_keys=True)
-    h.refresh()
-    assert h.client.get("/console/", follow_redirects=False).status_code == 303
-
-
-def test_one_apps_session_never_shows_another_apps_customer(h: Harness) -> None:
-    mine, theirs = h.app(), h.app()
-    bought(h, theirs, user="their_user")
-    sign_in(h.client, mine.secret_key)
-    for path in (
-        "/console/customers/their_user",
-        "/console/purchases/sub_Test0001",
-        "/console/customers/their_user?at=1",
-    ):
-        assert h.client.get(path).status_code == 404, path
-    for query in ("their_user", "cus_Test0001", "sub_Test0001"):
-        assert "Nothing in this app" in h.client.get("/console/", params={"q": query}).text
-
-
-def test_search_finds_a_customer_by_any_of_its_ids(h: Harness) -> None:
-    keys = h.app()
-    bought(h, keys)
-    sign_in(h.client, keys.secret_key)
-    for query in ("user_1", "sub_Test0001", "cus_Test0001", "in_Test0001"):
-        page = h.client.get("/console/", params={"q": query})
-        assert 'href="/console/customers/user_1"' in page.text, query
-        assert 'href="/console/purchases/sub_Test0001"' in page.text, query
-    assert "Nothing in this app" in h.client.get("/console/?q=nobody").text
-
-
-def test_the_customer_page_shows_the_timeline_and_the_document_as_of_an_entry(
-    h: Harness,
-) -> None:
-    keys = h.app()
-    bought(h, keys)
-    history = h.history(keys, "user_1")
-    sign_in(h.client, keys.secret_key)
-    page = h.client.get("/console/customers/user_1")
-    assert page.text.count('class="entry') == len(history) == 4
-    assert '"store_transaction_id": "sub_Test0001"' in html.unescape(page.text)
-    created, cancel = history[1]["position"], history[3]["position"]
-    first = html.unescape(h.client.get(f"/console/customers/user_1?at={created}").text)
-    assert f"As of #{created}" in first
-    assert '<span class="added">' in first and "prod_TKbE3nVq8YhXcM" in first
-    later = html.unescape(h.client.get(f"/console/customers/user_1?at={cancel}").text)
-    changed = re.findall(r'<span class="(added|removed)">(.*?)</span>', later)
-    assert any("unsubscribe_detected_at" in text for kind, text in changed if kind == "added")
-    assert any("unsubscribe_detected_at" in text for kind, text in changed if kind == "removed")
-    assert '"store_transaction_id"' not in "".join(text for _, text in changed)
-
-
-def test_the_purchase_page_lists_snapshots_in_merge_order_with_the_winner(h: Harness) -> None:
-    keys = h.app()
-    bought(h, keys)
-    sign_in(h.client, keys.secret_key)
-    page = h.client.get("/console/purchases/sub_Test0001").text
-    rows = re.findall(r"<tr( class=\"winner\")?>\s*<td>(\d+)", page)
-    assert [(bool(w), n) for w, n in rows] == [(False, "1"), (True, "2")]
-    assert page.index("evt_1") < page.index("evt_3")
-    assert "user_1 now owns sub_Test0001" in page
-
-
 def test_a_link_signs_in_once(
     h: Harness,
     database_url: str,
@@ -263,20 +134,109 @@ def test_resend_is_csrf_protected_and_recorded_as_a_fact(h: Harness, rx: Receive
     assert stolen.status_code == 404
 
 
-def test_charts_page_has_its_pickers(h: Harness) -> None:
+def test_only_an_apps_secret_key_signs_in_and_a_session_ends_at_sign_out_or_rotation(
+    h: Harness,
+) -> None:
+    for path in ("/console/", "/console/customers/x", "/console/deliveries", "/console/charts"):
+        answer = h.client.get(path, follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/console/sign-in"
+    page = h.client.get("/console/sign-in")
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "<script" not in page.text
     keys = h.app()
+    assert sign_in(h.client, keys.public_key).status_code == 401
+    assert sign_in(h.client, "sk_not_a_key").status_code == 401
+    assert h.client.get("/console/", follow_redirects=False).status_code == 303
+    answer = sign_in(h.client, keys.secret_key)
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert keys.secret_key not in cookie
+    page = h.client.get("/console/")
+    assert page.status_code == 200
+    assert keys.app_id in page.text
+    assert keys.secret_key not in page.text
+    assert keys.public_key not in page.text
+    answer = h.client.post(
+        "/console/sign-in", data={"csrf": "forged", "key": keys.secret_key}, follow_redirects=False
+    )
+    assert answer.status_code == 401
+    assert "expired" in answer.text
+    real = h.client.cookies["sl_console"]
+    payload, _, mac = real.partition(".")
+    h.client.cookies.clear()
+    h.client.cookies.set("sl_console", f"{payload}.{mac[::-1]}", path="/console")
+    assert h.client.get("/console/", follow_redirects=False).status_code == 303
+    h.client.cookies.clear()
     sign_in(h.client, keys.secret_key)
-    page = h.client.get("/console/charts?name=mrr&resolution=month").text
-    assert '<option value="mrr" selected>' in page
-    assert '<option value="month" selected>' in page
+    page = h.client.get("/console/")
+    refused = h.client.post("/console/sign-out", data={"csrf": "x"}, follow_redirects=False)
+    assert refused.status_code == 403
+    out = h.client.post("/console/sign-out", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert out.status_code == 303
+    assert h.client.get("/console/", follow_redirects=False).status_code == 303
+    sign_in(h.client, keys.secret_key)
+    assert h.client.get("/console/").status_code == 200
+    h.ledger.change_app(keys.app_id, rotate_keys=True)
+    h.refresh()
+    assert h.client.get("/console/", follow_redirects=False).status_code == 303
 
 
-def test_customer_ids_are_escaped(h: Harness) -> None:
-    keys = h.app()
+def test_one_apps_session_never_shows_another_apps_customer(h: Harness) -> None:
+    mine, theirs = h.app(), h.app()
+    bought(h, theirs, user="their_user")
+    sign_in(h.client, mine.secret_key)
+    for path in (
+        "/console/customers/their_user",
+        "/console/purchases/sub_Test0001",
+        "/console/customers/their_user?at=1",
+    ):
+        assert h.client.get(path).status_code == 404, path
+    for query in ("their_user", "cus_Test0001", "sub_Test0001"):
+        assert "Nothing in this app" in h.client.get("/console/", params={"q": query}).text
     user = "<b>x<b>&"
-    assert h.receipt(keys, user, "sub_Test0001").status_code == 200
+    assert h.receipt(theirs, user, "sub_Test0001").status_code == 200
     h.settle()
-    sign_in(h.client, keys.secret_key)
+    sign_in(h.client, theirs.secret_key)
     page = h.client.get(f"/console/customers/{quote(user, safe='')}").text
     assert "<b>x" not in page
     assert "&lt;b&gt;x&lt;b&gt;&amp;" in page
+
+
+def test_search_customer_as_of_purchase_and_chart_pages(h: Harness) -> None:
+    keys = h.app()
+    bought(h, keys)
+    sign_in(h.client, keys.secret_key)
+    for query in ("user_1", "sub_Test0001", "cus_Test0001", "in_Test0001"):
+        page = h.client.get("/console/", params={"q": query})
+        assert 'href="/console/customers/user_1"' in page.text, query
+        assert 'href="/console/purchases/sub_Test0001"' in page.text, query
+    assert "Nothing in this app" in h.client.get("/console/?q=nobody").text
+    history = h.history(keys, "user_1")
+    page = h.client.get("/console/customers/user_1")
+    assert page.text.count('class="entry') == len(history) == 4
+    assert '"store_transaction_id": "sub_Test0001"' in html.unescape(page.text)
+    created, cancel = history[1]["position"], history[3]["position"]
+    first = html.unescape(h.client.get(f"/console/customers/user_1?at={created}").text)
+    assert f"As of #{created}" in first
+    assert '<span class="added">' in first and "prod_TKbE3nVq8YhXcM" in first
+    later = html.unescape(h.client.get(f"/console/customers/user_1?at={cancel}").text)
+    changed = re.findall(r'<span class="(added|removed)">(.*?)</span>', later)
+    assert any("unsubscribe_detected_at" in text for kind, text in changed if kind == "added")
+    assert any("unsubscribe_detected_at" in text for kind, text in changed if kind == "removed")
+    assert '"store_transaction_id"' not in "".join(text for _, text in changed)
+    page = h.client.get("/console/purchases/sub_Test0001").text
+    rows = re.findall(r"<tr( class=\"winner\")?>\s*<td>(\d+)", page)
+    assert [(bool(w), n) for w, n in rows] == [(False, "1"), (True, "2")]
+    assert page.index("evt_1") < page.index("evt_3")
+    assert "user_1 now owns sub_Test0001" in page
+    page = h.client.get("/console/charts?name=mrr&resolution=month").text
+    assert '<option value="mrr" selected>' in page
+    assert '<option value="month" selected>' in page
