@@ -110,10 +110,10 @@ def expected_refusals(world: World, status: int) -> None:
     world.errors[:] = [error for error in world.errors if marker not in error]
 
 
-def shot(page: Any, name: str) -> Path:
+def shot(page: Any, name: str, *, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
@@ -213,6 +213,10 @@ def test_the_readme_screenshot_of_the_timeline(page: Any, world: World) -> None:
     """docs/console-timeline.png is this page (refreshed when CONSOLE_README_SHOT=1)."""
     sign_in(page, world.mine.secret_key)
     page.goto("/console/customers/user_1")
-    taken = shot(page, "readme-timeline")
+    updated = ".kind:text-is('stripe:customer.subscription.updated')"
+    page.locator(f"li.entry:has({updated}) a.asof").click()
+    page.set_viewport_size({"width": 1280, "height": 1240})
+    page.evaluate("window.scrollTo(0, 0)")
+    taken = shot(page, "readme-timeline", full_page=False)
     if os.environ.get("CONSOLE_README_SHOT") == "1":
         shutil.copy(taken, REPO / "docs" / "console-timeline.png")
