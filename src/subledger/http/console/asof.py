@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
 
 from projections.memoryfold import fold_entries
 from projections.model import DOCUMENTS, USERS
+from projections.reader import Reader
 from projections.storage.memory import MemoryTables
 from subledger.ledger import Ledger
 
@@ -43,7 +45,7 @@ class AsOfView(msgspec.Struct, frozen=True):
 class AsOfSource(Protocol):
     def documents(
         self, app_id: str, app_user_id: str, before: int, position: int
-    ) -> tuple[bytes | None, bytes | None]: ...
+    ) -> tuple[str | bytes | None, str | bytes | None]: ...
 
 
 def _document(tables: MemoryTables, app_id: str, app_user_id: str) -> bytes | None:
@@ -62,7 +64,7 @@ class LogFoldAsOf:
 
     def documents(
         self, app_id: str, app_user_id: str, before: int, position: int
-    ) -> tuple[bytes | None, bytes | None]:
+    ) -> tuple[str | bytes | None, str | bytes | None]:
         if position > self.max_facts:
             raise AsOfUnavailableError(
                 f"the log is past {self.max_facts} facts there: the as-of read model shows it"
@@ -75,7 +77,28 @@ class LogFoldAsOf:
         return earlier, _document(tables, app_id, app_user_id)
 
 
-def _lines(raw: bytes | None) -> list[str]:
+class ReadModelAsOf:
+    """Documents as of positions from the as-of read model's versions (SPEC 12)."""
+
+    def __init__(self, document_as_of: Callable[..., str | None]) -> None:
+        self.document_as_of = document_as_of
+
+    def documents(
+        self, app_id: str, app_user_id: str, before: int, position: int
+    ) -> tuple[str | bytes | None, str | bytes | None]:
+        def at(p: int) -> str | None:
+            return self.document_as_of(app_id, app_user_id, position=p, time_ms=None) if p else None
+
+        return at(before), at(position)
+
+
+def as_of_source(reader: Reader, ledger: Ledger) -> AsOfSource:
+    """The read model's versions where the reader has them, else the log folded here."""
+    read = getattr(reader, "document_as_of", None)
+    return ReadModelAsOf(read) if read is not None else LogFoldAsOf(ledger)
+
+
+def _lines(raw: str | bytes | None) -> list[str]:
     if raw is None:
         return []
     return json.dumps(json.loads(raw), indent=2, sort_keys=True).splitlines()

@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from subledger.facts import RedeliveryRequested, new_id
 from subledger.http.console import pages
-from subledger.http.console.asof import AsOfUnavailableError, LogFoldAsOf, as_of_view
+from subledger.http.console.asof import AsOfUnavailableError, as_of_source, as_of_view
 from subledger.http.console.charts import ChartQuery, chart_page
 from subledger.http.console.guard import (
     ConsoleCaller,
@@ -160,7 +160,7 @@ class ConsoleController(Controller):
             try:
                 as_of = await service.read(
                     as_of_view,
-                    LogFoldAsOf(service.ledger),
+                    as_of_source(service.reader, service.ledger),
                     caller.app_id,
                     app_user_id,
                     before,
