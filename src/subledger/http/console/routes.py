@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from subledger.facts import RedeliveryRequested, new_id
 from subledger.http.console import pages
 from subledger.http.console.asof import AsOfUnavailableError, as_of_source, as_of_view
-from subledger.http.console.charts import ChartQuery, chart_page
+from subledger.http.console.charts import chart_page, chart_query
 from subledger.http.console.guard import (
     ConsoleCaller,
     PageError,
@@ -243,10 +243,11 @@ class ConsoleController(Controller):
         resolution: FromQuery[str] = "day",
         start: FromQuery[str] = "",
         end: FromQuery[str] = "",
+        bucket: FromQuery[str] = "",
     ) -> Template:
         caller: ConsoleCaller = request.auth
-        query = ChartQuery(name=name, resolution=resolution, start=start, end=end)
-        shown = await chart_page(service, caller.app_id, query)
+        query = chart_query(name, resolution, start, end)
+        shown = await chart_page(service, caller.app_id, query, bucket)
         return _page("charts.html", caller, **shown)
 
 
