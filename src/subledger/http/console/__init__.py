@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Router
+from litestar.di import Provide
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -13,6 +14,7 @@ from subledger.http.console.guard import (
     EXCEPTION_TYPES,
     Console,
     add_security_headers,
+    console_dependency,
     console_error,
 )
 from subledger.http.console.routes import ConsoleController
@@ -33,6 +35,7 @@ def console_router() -> Router:
             ),
         ],
         after_request=add_security_headers,
+        dependencies={"console": Provide(console_dependency)},
         exception_handlers=dict.fromkeys(EXCEPTION_TYPES, console_error),
         include_in_schema=False,
     )

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Cookie
+from litestar.datastructures import Cookie, State
 from litestar.handlers import BaseRouteHandler
 from litestar.response import Redirect, Template
 
@@ -93,6 +93,12 @@ def console_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Console:
     return console
 
 
+async def console_dependency(state: State) -> Console:
+    """The handlers' `console`, ready (its server key read or made)."""
+    console: Console = state.console
+    return await console.ready()
+
+
 async def console_session(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
@@ -121,11 +127,10 @@ def _secure(request: Request[Any, Any, Any]) -> bool:
     return request.url.scheme == "https" or forwarded.lower() == "https"
 
 
-async def session_cookie(
-    request: Request[Any, Any, Any], app_id: str, secret_key_hash: str
+def session_cookie(
+    request: Request[Any, Any, Any], console: Console, app_id: str, secret_key_hash: str
 ) -> Redirect:
     """Signed in: the session cookie, and on to the search page."""
-    console = await console_of(request).ready()
     answer = Redirect("/console/", status_code=303)
     answer.cookies.append(
         Cookie(

@@ -19,9 +19,9 @@ from subledger.http.console import pages
 from subledger.http.console.asof import AsOfUnavailableError, as_of_source, as_of_view
 from subledger.http.console.charts import chart_page, chart_query
 from subledger.http.console.guard import (
+    Console,
     ConsoleCaller,
     PageError,
-    console_of,
     console_session,
     session_cookie,
 )
@@ -79,7 +79,10 @@ class ConsoleController(Controller):
 
     @post("/sign-in", status_code=303)
     async def sign_in(
-        self, request: Request[Any, Any, Any], service: NamedDependency[Service]
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[Service],
+        console: NamedDependency[Console],
     ) -> Redirect | Template:
         form = await _form(request)
         key = form.get("key", "").strip()
@@ -94,7 +97,7 @@ class ConsoleController(Controller):
             )
             return _signed_out_page("sign_in.html", 401, message=message)
         app = found[0]
-        return await session_cookie(request, app.app_id, app.app.secret_key_hash)
+        return session_cookie(request, console, app.app_id, app.app.secret_key_hash)
 
     @get("/link/{token:str}")
     async def link_form(self, token: FromPath[str]) -> Template:
@@ -103,10 +106,12 @@ class ConsoleController(Controller):
 
     @post("/link", status_code=303)
     async def use_link(
-        self, request: Request[Any, Any, Any], service: NamedDependency[Service]
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[Service],
+        console: NamedDependency[Console],
     ) -> Redirect:
         form = await _form(request)
-        console = await console_of(request).ready()
         app_id = (
             await service.read(console.store.use_link, form.get("token", ""))
             if _pre_ok(request, form)
@@ -115,11 +120,13 @@ class ConsoleController(Controller):
         app = await service.read(service.registry.get, app_id) if app_id else None
         if app is None:
             return Redirect("/console/sign-in?message=the+link+is+used+or+expired", status_code=303)
-        return await session_cookie(request, app.app_id, app.app.secret_key_hash)
+        return session_cookie(request, console, app.app_id, app.app.secret_key_hash)
 
     @post("/sign-out", status_code=303, guards=[console_session])
-    async def sign_out(self, request: Request[Any, Any, Any]) -> Redirect:
-        await _checked_form(request)
+    async def sign_out(
+        self, request: Request[Any, Any, Any], console: NamedDependency[Console]
+    ) -> Redirect:
+        await _checked_form(request, console)
         answer = Redirect("/console/sign-in", status_code=303)
         answer.cookies.append(Cookie(key=COOKIE, value="", path="/console", max_age=0))
         return answer
@@ -210,11 +217,14 @@ class ConsoleController(Controller):
 
     @post("/deliveries/resend", status_code=303, guards=[console_session])
     async def resend(
-        self, request: Request[Any, Any, Any], service: NamedDependency[Service]
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[Service],
+        console: NamedDependency[Console],
     ) -> Redirect:
         """The console's only write: a re-send, recorded as the CLI records it (a fact)."""
         caller: ConsoleCaller = request.auth
-        form = await _checked_form(request)
+        form = await _checked_form(request, console)
         integration, event = form.get("integration", ""), form.get("event", "")
         known = await service.read(
             pages.delivery_exists, service.reader, caller.app_id, integration, event
@@ -251,10 +261,10 @@ class ConsoleController(Controller):
         return _page("charts.html", caller, **shown)
 
 
-async def _checked_form(request: Request[Any, Any, Any]) -> dict[str, str]:
+async def _checked_form(request: Request[Any, Any, Any], console: Console) -> dict[str, str]:
     """The form of a signed-in page, refused (403) without the session's CSRF token."""
     form = await _form(request)
     caller: ConsoleCaller = request.auth
-    if not console_of(request).signer.csrf_ok(caller.session.sid, form.get("csrf")):
+    if not console.signer.csrf_ok(caller.session.sid, form.get("csrf")):
         raise PageError(403, "the form's CSRF token is missing or wrong: reload the page")
     return form
