@@ -52,7 +52,7 @@ def integrate(h: Harness, keys: AppKeys, url: str, **options: Any) -> str:
 
 
 def deliveries(h: Harness, keys: AppKeys) -> list[Delivery]:
-    return DeliveryReader(h.service.reader).deliveries(keys.app_id, limit=0)
+    return [d for _, d in DeliveryReader(h.service.reader).deliveries(keys.app_id, limit=0)]
 
 
 def settled(h: Harness, keys: AppKeys, count: int, timeout_s: float = 15.0) -> list[Delivery]:
@@ -133,9 +133,11 @@ def test_a_delivery_given_up_is_shown_failed_and_an_operator_resends_it(
         (failed,) = settled(h, keys, 1)
         assert failed.status == "failed"
         assert len(failed.attempts) == 3  # the first and the two retries of the schedule
-        listed = cli.json("integrations", "deliveries", keys.app_id, "--status", "failed")
+        listed = cli.json("deliveries", "--app", keys.app_id, "--status", "failed")
         assert [d["event"] for d in listed] == [failed.event]
-        assert cli.json("integrations", "resend", keys.app_id, integration, "--failed") == {
+        assert [a["status"] for a in listed[0]["attempts"]] == [503, 503, 503]
+        resend = ("deliveries", "resend", failed.event, "--integration", integration)
+        assert cli.json(*resend) == {
             "requested": 1,
             "position": h.ledger.last_position(),
         }
@@ -262,11 +264,11 @@ def test_a_test_event_from_the_cli(
     with harness(quick(settings)) as h:
         keys = h.app()
         added = cli.json(
-            "integrations", "add", keys.app_id, "--url", rx.url(), "--event-type", "renewal"
+            "apps", "add-integration", keys.app_id, "--url", rx.url(), "--events", "renewal"
         )
         assert added["event_types"] == ["RENEWAL"]
         h.refresh()
-        cli.json("integrations", "test", keys.app_id, added["id"])
+        cli.json("apps", "test-integration", keys.app_id, added["id"])
         (got,) = rx.wait_for("/hook", 1)
         settled(h, keys, 1)
     assert got.event["type"] == "TEST"
