@@ -311,3 +311,51 @@ def test_an_attempt_that_does_not_apply_is_never_resent_in_a_loop(
         (delivery,) = deliveries(h, keys)
     assert len(rx.at("/hook")) == 1
     assert delivery.status == "pending"  # shown as stuck, for an operator to look at
+
+
+def test_a_changed_integration_reaches_the_running_sender(settings: Settings, rx: Receiver) -> None:
+    """`set-integration` is a settings fact: the fold filters with the new types from there
+    on, and the running sender posts to the new URL with the new Authorization."""
+    with harness(quick(settings)) as h:
+        keys = h.app()
+        integration = integrate(h, keys, rx.url("/old"), event_types=["RENEWAL"])
+        h.ledger.set_integration(
+            keys.app_id,
+            integration,
+            url=rx.url("/new"),
+            authorization="Bearer changed",
+            event_types=[],
+        )
+        h.refresh()
+        purchase(h, keys)
+        (got,) = rx.wait_for("/new", 1)
+        (delivery,) = settled(h, keys, 1)
+    assert got.event["type"] == "INITIAL_PURCHASE"  # RENEWAL only no more
+    assert got.headers["authorization"] == "Bearer changed"
+    assert delivery.integration == integration
+    assert rx.at("/old") == []
+
+
+def test_ready_and_metrics_report_the_delivery_backlog(settings: Settings, rx: Receiver) -> None:
+    with harness(quick(settings, delivery="external")) as h:  # no sender: it stays pending
+        keys = h.app()
+        assert h.client.get("/ready").json()["deliveries"] == {
+            "pending": 0,
+            "due": 0,
+            "oldest_pending_age_ms": 0,
+        }
+        integrate(h, keys, rx.url())
+        integrate(h, keys, rx.url("/other"))
+        started = time.time()
+        purchase(h, keys)
+        h.settle()
+        time.sleep(0.3)
+        backlog = h.client.get("/ready").json()["deliveries"]
+        waited_ms = (time.time() - started) * 1000
+        metrics = h.client.get("/metrics").text
+    assert backlog["pending"] == backlog["due"] == 2
+    assert 300 <= backlog["oldest_pending_age_ms"] <= waited_ms + 50
+    assert "subledger_deliveries_pending 2\n" in metrics
+    assert "subledger_deliveries_due 2\n" in metrics
+    assert "subledger_deliveries_oldest_pending_age_ms " in metrics
+    assert rx.at("/hook") == []
