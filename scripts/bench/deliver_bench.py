@@ -13,6 +13,14 @@ B. Delivery: per store and repetition, a fresh store with the facts and an integ
    drain (the projector thread and the sender of `serve`, N requests in flight, until the
    outbox is empty: each attempt recorded as a fact and applied). Ratio = drain / baseline
    events/s: what at-least-once bookkeeping costs against the HTTP work itself.
+C. Under load (benchlib/live.py): per store and repetition, `subledger serve` with an app
+   tracking new purchases, alternating without ("off") and with two integrations ("on")
+   posting to a recording receiver process. Each gets the ingest benchmark's peak (wrk,
+   64 connections, every request a new signed notification): ratio = accepted/s on / off.
+   "On" then delivers its backlog (polling /ready), takes the ingest benchmark's open loop
+   at half its peak, and the receiver's answer times give the latency from the fact's
+   receive time (before its commit) to the receiver's 200, p50/p99, for the events that
+   load caused.
 
 PostgreSQL: SUBLEDGER_BENCH_DATABASE_URL, else SUBLEDGER_TEST_DATABASE_URL, else
 postgresql://postgres@127.0.0.1:5432/test.
@@ -21,16 +29,22 @@ postgresql://postgres@127.0.0.1:5432/test.
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "scripts" / "bench"), str(ROOT)]
 
-from benchlib import catchup, delivery, facts, run, stores  # noqa: E402
+import ingest_bench  # noqa: E402
+from benchlib import catchup, delivery, facts, live, machine, run, source, stores  # noqa: E402
+from benchlib.webhooks import EventFactory  # noqa: E402
+
+from tests.serverprocess import free_port, serve_argv, start  # noqa: E402
 
 UNUSED = "http://127.0.0.1:9/hook"  # part A never sends
 
@@ -99,6 +113,89 @@ def sending(store: str, count: int, repeat: int, concurrency: int, tmp: Path) ->
     }
 
 
+def _serve(store: str, receiver: str | None, plan: ingest_bench.Plan) -> ingest_bench.Target:
+    secret = "whsec_bench" + secrets.token_hex(16)
+    url = stores.fresh_url(store, plan.tmp)
+    plan.stores.append(url)
+    app_id = live.create_app(url, secret, receiver)
+    port = free_port()
+    env = source.clean_env(
+        SUBLEDGER_DATABASE_URL=url,
+        SUBLEDGER_HOST="127.0.0.1",
+        SUBLEDGER_PORT=str(port),
+        SUBLEDGER_LOG_LEVEL="WARNING",
+    )
+    log_path = plan.tmp / f"live-{store}-{port}.log"
+    server = start(serve_argv(), port, log_path, env=env, cwd=source.workdir())
+    table = "stored_events" if store == "sqlite" else "ledger_events"
+    return ingest_bench.Target(server, app_id, secret, url, table)
+
+
+def under_load(store: str, repeat: int, plan: ingest_bench.Plan, drain_s: float) -> dict[str, Any]:
+    """Part C: ingest peak with deliveries off and on, and the latency under half of it."""
+    receiver = live.Receiver(plan.tmp / f"received-{store}.txt")
+    offs: list[float] = []
+    ons: list[float] = []
+    windows: list[dict[str, Any]] = []
+    try:
+        for i in range(repeat):
+            for variant in ("off", "on"):
+                if not machine.wait_quiet(plan.quiet_wait_s):
+                    machine.log("  the machine is still busy; measuring anyway")
+                machine.log(f"C {store} #{i + 1} deliveries {variant}")
+                target = _serve(store, receiver.base if variant == "on" else None, plan)
+                try:
+                    factory = EventFactory(target.secret)
+                    name = f"live-{store}-{variant}-{i}"
+                    peak = ingest_bench.measure_peak(target, factory, plan, name)
+                    (ons if variant == "on" else offs).append(peak.accepted_per_s)
+                    if variant == "off":
+                        continue
+                    drained_s = time.monotonic()
+                    backlog = live.wait_delivered(target.server.url, drain_s)
+                    drained_s = time.monotonic() - drained_s
+                    start_ms = time.time_ns() // 1_000_000
+                    rate = max(peak.accepted_per_s * 0.5, 1.0)
+                    half = ingest_bench.measure_half(target, factory, plan, rate)
+                    end_ms = time.time_ns() // 1_000_000
+                    after = live.wait_delivered(target.server.url, drain_s)
+                    windows.append(
+                        {
+                            "start_ms": start_ms,
+                            "end_ms": end_ms,
+                            "rate": round(half.achieved_rate),
+                            "ingest_p99_ms": round(half.p99_ms, 1),
+                            "peak_backlog_drained_s": round(drained_s, 1),
+                            "peak_backlog_left": backlog.get("pending"),
+                            "pending_after_half": after.get("pending"),
+                            "projection_lag_p50_ms": after.get("projection_lag_p50_ms"),
+                            "projection_lag_p99_ms": after.get("projection_lag_p99_ms"),
+                            "events": live.count_outbound(target.url),
+                        }
+                    )
+                except Exception:
+                    machine.log(f"server log:\n{target.server.logs()[-4000:]}")
+                    raise
+                finally:
+                    target.server.stop()
+    finally:
+        seen = receiver.stop()
+    for window in windows:
+        window.update(live.latencies(seen, window["start_ms"], window["end_ms"]))
+    ratios = [on / off for off, on in zip(offs, ons, strict=True)]
+    p99s = [w["p99_ms"] for w in windows if w["p99_ms"] is not None]
+    return {
+        "store": store,
+        "off_rate": round(statistics.median(offs)),
+        "on_rate": round(statistics.median(ons)),
+        "ingest_ratio": round(statistics.median(ratios), 3),
+        "ingest_ratios": [round(r, 3) for r in ratios],
+        "latency_p50_ms": statistics.median(w["p50_ms"] for w in windows if w["p50_ms"]),
+        "latency_p99_ms": max(p99s) if p99s else None,
+        "windows": windows,
+    }
+
+
 def _count(url: str, table: str) -> int:
     from projections.storage.db import ViewDb
     from subledger.settings import parse_database_url
@@ -112,6 +209,15 @@ def _count(url: str, table: str) -> int:
         db.close()
 
 
+def _windows(windows: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{w['rate']}/s, {w['deliveries']} deliveries, p50 {w['p50_ms']} p99 {w['p99_ms']} ms, "
+        f"projection lag p50 {w['projection_lag_p50_ms']} p99 {w['projection_lag_p99_ms']} ms, "
+        f"{w['pending_after_half']} pending after"
+        for w in windows
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/bench/deliver",
@@ -123,17 +229,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=3, help="pairs per part (3)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (8)")
+    parser.add_argument("--load-repeat", type=int, default=2, help="C: off/on pairs (2)")
+    parser.add_argument("--duration", type=float, default=8.0, help="C: peak seconds (8)")
+    parser.add_argument("--half-duration", type=float, default=8.0, help="C: open loop s (8)")
+    parser.add_argument("--drain", type=float, default=180.0, help="C: max backlog wait s")
+    parser.add_argument("--parts", default="A,B,C", help="which parts (A,B,C)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     count, repeat = (2_000, 1) if args.quick else (args.facts, args.repeat)
+    parts = set(args.parts.upper().split(","))
     names = [s for s in args.stores.split(",") if s]
     started = run.begin("deliver", argv, names)
     if isinstance(started, str):
         print(started)
         return 2
-    results: dict[str, list[dict[str, Any]]] = {"derivation": [], "delivery": []}
+    results: dict[str, list[dict[str, Any]]] = {"derivation": [], "delivery": [], "load": []}
     with tempfile.TemporaryDirectory(prefix="subledger-bench-") as tmp:
-        for store in names:
+        for store in names if "A" in parts else ():
             row = derivation(store, count, repeat, Path(tmp))
             results["derivation"].append(row)
             print(
@@ -142,7 +254,7 @@ def main(argv: list[str]) -> int:
                 f"integration: ratio {row['ratio']:.2f} (each pair {row['ratios']})",
                 flush=True,
             )
-        for store in names:
+        for store in names if "B" in parts else ():
             row = sending(store, count, repeat, args.concurrency, Path(tmp))
             results["delivery"].append(row)
             print(
@@ -152,6 +264,34 @@ def main(argv: list[str]) -> int:
                 f"ratio {row['ratio']:.2f} (each pair {row['ratios']})",
                 flush=True,
             )
+        if "C" in parts:
+            plan = ingest_bench.Plan(
+                connections=64,
+                threads=2,
+                warmup_s=1.0 if args.quick else 2.0,
+                duration_s=2.0 if args.quick else args.duration,
+                half_duration_s=2.0 if args.quick else args.half_duration,
+                pg_mode="async",
+                pg_pool=8,
+                tmp=Path(tmp),
+                quiet_wait_s=10.0 if args.quick else 60.0,
+            )
+            try:
+                for store in names:
+                    load_repeat = 1 if args.quick else args.load_repeat
+                    row = under_load(store, load_repeat, plan, args.drain)
+                    results["load"].append(row)
+                    print(
+                        f"C {store:<10} ingest peak {row['off_rate']:,}/s without, "
+                        f"{row['on_rate']:,}/s with two integrations: ratio "
+                        f"{row['ingest_ratio']:.2f} (each pair {row['ingest_ratios']}); fact to "
+                        f"receiver's 200 at half peak: p50 {row['latency_p50_ms']} ms, p99 "
+                        f"{row['latency_p99_ms']} ms (each run {_windows(row['windows'])})",
+                        flush=True,
+                    )
+            finally:
+                for url in plan.stores:
+                    stores.drop(url)
     run.end(started, results, args.json)
     return 0
 
