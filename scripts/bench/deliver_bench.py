@@ -131,8 +131,11 @@ def _serve(store: str, receiver: str | None, plan: ingest_bench.Plan) -> ingest_
     return ingest_bench.Target(server, app_id, secret, url, table)
 
 
-def under_load(store: str, repeat: int, plan: ingest_bench.Plan, drain_s: float) -> dict[str, Any]:
-    """Part C: ingest peak with deliveries off and on, and the latency under half of it."""
+def under_load(
+    store: str, repeat: int, plan: ingest_bench.Plan, drain_s: float, fractions: list[float]
+) -> dict[str, Any]:
+    """Part C: ingest peak with deliveries off and on, then (on) the latency under the open
+    loop at each fraction of that peak (the ingest benchmark's is 0.5)."""
     receiver = live.Receiver(plan.tmp / f"received-{store}.txt")
     offs: list[float] = []
     ons: list[float] = []
@@ -149,30 +152,10 @@ def under_load(store: str, repeat: int, plan: ingest_bench.Plan, drain_s: float)
                     name = f"live-{store}-{variant}-{i}"
                     peak = ingest_bench.measure_peak(target, factory, plan, name)
                     (ons if variant == "on" else offs).append(peak.accepted_per_s)
-                    if variant == "off":
-                        continue
-                    drained_s = time.monotonic()
-                    backlog = live.wait_delivered(target.server.url, drain_s)
-                    drained_s = time.monotonic() - drained_s
-                    start_ms = time.time_ns() // 1_000_000
-                    rate = max(peak.accepted_per_s * 0.5, 1.0)
-                    half = ingest_bench.measure_half(target, factory, plan, rate)
-                    end_ms = time.time_ns() // 1_000_000
-                    after = live.wait_delivered(target.server.url, drain_s)
-                    windows.append(
-                        {
-                            "start_ms": start_ms,
-                            "end_ms": end_ms,
-                            "rate": round(half.achieved_rate),
-                            "ingest_p99_ms": round(half.p99_ms, 1),
-                            "peak_backlog_drained_s": round(drained_s, 1),
-                            "peak_backlog_left": backlog.get("pending"),
-                            "pending_after_half": after.get("pending"),
-                            "projection_lag_p50_ms": after.get("projection_lag_p50_ms"),
-                            "projection_lag_p99_ms": after.get("projection_lag_p99_ms"),
-                            "events": live.count_outbound(target.url),
-                        }
-                    )
+                    for fraction in fractions if variant == "on" else ():
+                        windows.append(
+                            _window(target, factory, plan, drain_s, peak=peak, fraction=fraction)
+                        )
                 except Exception:
                     machine.log(f"server log:\n{target.server.logs()[-4000:]}")
                     raise
@@ -182,17 +165,62 @@ def under_load(store: str, repeat: int, plan: ingest_bench.Plan, drain_s: float)
         seen = receiver.stop()
     for window in windows:
         window.update(live.latencies(seen, window["start_ms"], window["end_ms"]))
+        window["demand_per_s"] = round(
+            window["deliveries"] * 1000 / max(window["end_ms"] - window["start_ms"], 1)
+        )
     ratios = [on / off for off, on in zip(offs, ons, strict=True)]
-    p99s = [w["p99_ms"] for w in windows if w["p99_ms"] is not None]
+    latency = {}
+    for fraction in fractions:
+        runs = [w for w in windows if w["fraction"] == fraction and w["p99_ms"] is not None]
+        latency[str(fraction)] = {
+            "p50_ms": statistics.median(w["p50_ms"] for w in runs) if runs else None,
+            "p99_ms": max(w["p99_ms"] for w in runs) if runs else None,
+            "rate": round(statistics.median(w["rate"] for w in runs)) if runs else None,
+            "demand_per_s": round(statistics.median(w["demand_per_s"] for w in runs))
+            if runs
+            else None,
+        }
     return {
         "store": store,
         "off_rate": round(statistics.median(offs)),
         "on_rate": round(statistics.median(ons)),
         "ingest_ratio": round(statistics.median(ratios), 3),
         "ingest_ratios": [round(r, 3) for r in ratios],
-        "latency_p50_ms": statistics.median(w["p50_ms"] for w in windows if w["p50_ms"]),
-        "latency_p99_ms": max(p99s) if p99s else None,
+        "latency": latency,
         "windows": windows,
+    }
+
+
+def _window(
+    target: ingest_bench.Target,
+    factory: EventFactory,
+    plan: ingest_bench.Plan,
+    drain_s: float,
+    *,
+    peak: Any,
+    fraction: float,
+) -> dict[str, Any]:
+    """Once nothing is pending, the open loop at `fraction` of the peak; what the receiver
+    gets for it is matched later by the events' timestamps."""
+    waited = time.monotonic()
+    backlog = live.wait_delivered(target.server.url, drain_s)
+    waited = time.monotonic() - waited
+    start_ms = time.time_ns() // 1_000_000
+    rate = max(peak.accepted_per_s * fraction, 1.0)
+    half = ingest_bench.measure_half(target, factory, plan, rate)
+    end_ms = time.time_ns() // 1_000_000
+    after = live.wait_delivered(target.server.url, drain_s)
+    return {
+        "fraction": fraction,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "rate": round(half.achieved_rate),
+        "ingest_p99_ms": round(half.p99_ms, 1),
+        "backlog_wait_s": round(waited, 1),
+        "pending_before": backlog.get("pending"),
+        "pending_after": after.get("pending"),
+        "projection_lag_p50_ms": after.get("projection_lag_p50_ms"),
+        "projection_lag_p99_ms": after.get("projection_lag_p99_ms"),
     }
 
 
@@ -211,9 +239,10 @@ def _count(url: str, table: str) -> int:
 
 def _windows(windows: list[dict[str, Any]]) -> str:
     return "; ".join(
-        f"{w['rate']}/s, {w['deliveries']} deliveries, p50 {w['p50_ms']} p99 {w['p99_ms']} ms, "
+        f"{w['fraction']}: {w['rate']}/s, {w['deliveries']} deliveries, "
+        f"p50 {w['p50_ms']} p99 {w['p99_ms']} ms, "
         f"projection lag p50 {w['projection_lag_p50_ms']} p99 {w['projection_lag_p99_ms']} ms, "
-        f"{w['pending_after_half']} pending after"
+        f"{w['pending_after']} pending after"
         for w in windows
     )
 
@@ -233,11 +262,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="C: peak seconds (8)")
     parser.add_argument("--half-duration", type=float, default=8.0, help="C: open loop s (8)")
     parser.add_argument("--drain", type=float, default=180.0, help="C: max backlog wait s")
+    parser.add_argument(
+        "--fractions", default="0.5,0.25", help="C: open-loop rates, of the peak (0.5,0.25)"
+    )
     parser.add_argument("--parts", default="A,B,C", help="which parts (A,B,C)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     count, repeat = (2_000, 1) if args.quick else (args.facts, args.repeat)
     parts = set(args.parts.upper().split(","))
+    fractions = [float(f) for f in args.fractions.split(",") if f]
     names = [s for s in args.stores.split(",") if s]
     started = run.begin("deliver", argv, names)
     if isinstance(started, str):
@@ -279,14 +312,18 @@ def main(argv: list[str]) -> int:
             try:
                 for store in names:
                     load_repeat = 1 if args.quick else args.load_repeat
-                    row = under_load(store, load_repeat, plan, args.drain)
+                    row = under_load(store, load_repeat, plan, args.drain, fractions)
                     results["load"].append(row)
+                    latency = "; ".join(
+                        f"at {f} of the peak ({v['rate']}/s, {v['demand_per_s']} deliveries/s): "
+                        f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"
+                        for f, v in row["latency"].items()
+                    )
                     print(
                         f"C {store:<10} ingest peak {row['off_rate']:,}/s without, "
                         f"{row['on_rate']:,}/s with two integrations: ratio "
                         f"{row['ingest_ratio']:.2f} (each pair {row['ingest_ratios']}); fact to "
-                        f"receiver's 200 at half peak: p50 {row['latency_p50_ms']} ms, p99 "
-                        f"{row['latency_p99_ms']} ms (each run {_windows(row['windows'])})",
+                        f"receiver's 200 {latency} (each run {_windows(row['windows'])})",
                         flush=True,
                     )
             finally:
