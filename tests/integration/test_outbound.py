@@ -4,6 +4,7 @@ records every attempt as a fact, and never lets one receiver hold up another."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -117,6 +118,42 @@ def test_a_failed_attempt_is_retried_with_the_same_id_timestamp_and_bytes(
     assert got[2].at - got[1].at >= 0.2
 
 
+def test_refused_500_and_timeout_are_retried_with_the_same_id_and_timestamp(
+    settings: Settings, rx: Receiver
+) -> None:
+    """Issue 20 item 6: connection refused, 500, a timeout, then 200, for one delivery: the
+    same body bytes (so the same `id` and `event_timestamp_ms`) every time."""
+    with socket.socket() as probe:  # a port nobody listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    rx.answers["/hook"] = [500]
+    rx.pauses["/hook"] = [0.0, 1.5]  # the second request outlasts the timeout
+    fast = quick(settings, delivery_retries_s=(0.5, 0.3, 0.3), delivery_timeout_s=0.5)
+    with harness(fast) as h:
+        keys = h.app()
+        integration = integrate(h, keys, closed)
+        purchase(h, keys)
+        deadline = time.monotonic() + 10
+        while not any(d.attempts for d in deliveries(h, keys)):
+            assert time.monotonic() < deadline, "no first attempt"
+            time.sleep(0.02)
+            h.settle()
+        h.ledger.set_integration(keys.app_id, integration, url=rx.url())  # the receiver is up
+        h.refresh()
+        got = rx.wait_for("/hook", 3)
+        (delivery,) = settled(h, keys, 1)
+    outcomes = [(a.attempt, a.status, a.error.split(":")[0]) for a in delivery.attempts]
+    assert outcomes == [
+        (1, 0, "ConnectError"),
+        (2, 500, "HTTP 500 (only 200 is a success)"),
+        (3, 0, "no complete answer within 0.5 s"),
+        (4, 200, ""),
+    ]
+    assert delivery.status == "delivered"
+    assert len({r.body for r in got}) == 1
+    assert got[0].event["id"] == delivery.event
+
+
 def test_a_delivery_given_up_is_shown_failed_and_an_operator_resends_it(
     settings: Settings,
     rx: Receiver,
@@ -164,7 +201,8 @@ def test_a_timeout_is_a_failed_attempt(settings: Settings, rx: Receiver) -> None
 
 def test_a_slow_receiver_never_delays_another_integration(settings: Settings, rx: Receiver) -> None:
     """Three events; the slow receiver answers each after 1.5 s, one at a time: the fast
-    one has all three long before the slow one has its second."""
+    one has all three long before the slow one has its second, and ingest, a receipt and
+    the projection go on meanwhile."""
     rx.delays["/slow"] = 1.5
     with harness(quick(settings, delivery_concurrency=1)) as h:
         keys = h.app()
@@ -180,10 +218,17 @@ def test_a_slow_receiver_never_delays_another_integration(settings: Settings, rx
         purchase(h, keys, *bodies)
         fast = rx.wait_for("/fast", 3)
         slow_so_far = len(rx.at("/slow"))
+        # Ingest, receipts and the projection while the slow receiver holds its slot.
+        started = time.monotonic()
+        h.webhook(keys, bodies[0])  # Stripe sends one again: a fact, no event
+        assert h.receipt(keys, "user_123", SUB).status_code == 200
+        h.settle()
+        meanwhile = time.monotonic() - started
         rx.wait_for("/slow", 3, timeout_s=20)
         settled(h, keys, 6)
     assert slow_so_far <= 2
     assert fast[-1].at - fast[0].at < 1.5
+    assert meanwhile < 1.0
 
 
 def test_a_rebuild_sends_nothing_again(settings: Settings, rx: Receiver) -> None:
