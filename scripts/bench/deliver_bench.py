@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,7 +114,11 @@ def sending(store: str, count: int, repeat: int, concurrency: int, tmp: Path) ->
     }
 
 
-def _serve(store: str, receiver: str | None, plan: ingest_bench.Plan) -> ingest_bench.Target:
+def _serve(
+    store: str, receiver: str | None, plan: ingest_bench.Plan, sender: str
+) -> tuple[ingest_bench.Target, subprocess.Popen[bytes] | None]:
+    """`subledger serve` on a fresh store, and with `sender` "external" a `subledger
+    deliver` process beside it (serve then sends nothing)."""
     secret = "whsec_bench" + secrets.token_hex(16)
     url = stores.fresh_url(store, plan.tmp)
     plan.stores.append(url)
@@ -124,15 +129,27 @@ def _serve(store: str, receiver: str | None, plan: ingest_bench.Plan) -> ingest_
         SUBLEDGER_HOST="127.0.0.1",
         SUBLEDGER_PORT=str(port),
         SUBLEDGER_LOG_LEVEL="WARNING",
+        SUBLEDGER_DELIVERY=sender,
     )
     log_path = plan.tmp / f"live-{store}-{port}.log"
     server = start(serve_argv(), port, log_path, env=env, cwd=source.workdir())
+    deliver = None
+    if sender == "external":
+        argv = [sys.executable, "-m", "subledger.cli", "deliver"]
+        with (plan.tmp / f"deliver-{port}.log").open("wb") as out:
+            deliver = subprocess.Popen(argv, env=env, cwd=source.workdir(), stdout=out, stderr=out)
     table = "stored_events" if store == "sqlite" else "ledger_events"
-    return ingest_bench.Target(server, app_id, secret, url, table)
+    return ingest_bench.Target(server, app_id, secret, url, table), deliver
 
 
 def under_load(
-    store: str, repeat: int, plan: ingest_bench.Plan, drain_s: float, fractions: list[float]
+    store: str,
+    repeat: int,
+    plan: ingest_bench.Plan,
+    drain_s: float,
+    fractions: list[float],
+    *,
+    sender: str,
 ) -> dict[str, Any]:
     """Part C: ingest peak with deliveries off and on, then (on) the latency under the open
     loop at each fraction of that peak (the ingest benchmark's is 0.5)."""
@@ -146,7 +163,8 @@ def under_load(
                 if not machine.wait_quiet(plan.quiet_wait_s):
                     machine.log("  the machine is still busy; measuring anyway")
                 machine.log(f"C {store} #{i + 1} deliveries {variant}")
-                target = _serve(store, receiver.base if variant == "on" else None, plan)
+                on = variant == "on"
+                target, deliver = _serve(store, receiver.base if on else None, plan, sender)
                 try:
                     factory = EventFactory(target.secret)
                     name = f"live-{store}-{variant}-{i}"
@@ -161,13 +179,14 @@ def under_load(
                     raise
                 finally:
                     target.server.stop()
+                    if deliver is not None:
+                        deliver.terminate()
+                        deliver.wait(timeout=30)
     finally:
         seen = receiver.stop()
     for window in windows:
         window.update(live.latencies(seen, window["start_ms"], window["end_ms"]))
-        window["demand_per_s"] = round(
-            window["deliveries"] * 1000 / max(window["end_ms"] - window["start_ms"], 1)
-        )
+        window["demand_per_s"] = round(window["deliveries"] / window["load_s"])
     ratios = [on / off for off, on in zip(offs, ons, strict=True)]
     latency = {}
     for fraction in fractions:
@@ -182,6 +201,7 @@ def under_load(
         }
     return {
         "store": store,
+        "sender": sender,
         "off_rate": round(statistics.median(offs)),
         "on_rate": round(statistics.median(ons)),
         "ingest_ratio": round(statistics.median(ratios), 3),
@@ -215,6 +235,7 @@ def _window(
         "start_ms": start_ms,
         "end_ms": end_ms,
         "rate": round(half.achieved_rate),
+        "load_s": round(half.sent / max(half.achieved_rate, 1e-9), 2),
         "ingest_p99_ms": round(half.p99_ms, 1),
         "backlog_wait_s": round(waited, 1),
         "pending_before": backlog.get("pending"),
@@ -265,6 +286,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--fractions", default="0.5,0.25", help="C: open-loop rates, of the peak (0.5,0.25)"
     )
+    parser.add_argument(
+        "--sender",
+        default="thread",
+        choices=["thread", "external"],
+        help="C: who sends with deliveries on: serve's thread (default) or `subledger deliver`",
+    )
     parser.add_argument("--parts", default="A,B,C", help="which parts (A,B,C)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -312,7 +339,9 @@ def main(argv: list[str]) -> int:
             try:
                 for store in names:
                     load_repeat = 1 if args.quick else args.load_repeat
-                    row = under_load(store, load_repeat, plan, args.drain, fractions)
+                    row = under_load(
+                        store, load_repeat, plan, args.drain, fractions, sender=args.sender
+                    )
                     results["load"].append(row)
                     latency = "; ".join(
                         f"at {f} of the peak ({v['rate']}/s, {v['demand_per_s']} deliveries/s): "
@@ -320,7 +349,8 @@ def main(argv: list[str]) -> int:
                         for f, v in row["latency"].items()
                     )
                     print(
-                        f"C {store:<10} ingest peak {row['off_rate']:,}/s without, "
+                        f"C {store:<10} ({args.sender} sender) ingest peak "
+                        f"{row['off_rate']:,}/s without, "
                         f"{row['on_rate']:,}/s with two integrations: ratio "
                         f"{row['ingest_ratio']:.2f} (each pair {row['ingest_ratios']}); fact to "
                         f"receiver's 200 {latency} (each run {_windows(row['windows'])})",
