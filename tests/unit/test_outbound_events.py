@@ -14,6 +14,7 @@ from projections.model import OUTBOUND_EVENTS
 from projections.storage.memory import MemoryTables
 from subledger import apps
 from subledger.facts import DeliveryAttempted, Fact, TokenPosted
+from subledger.integrations import Integration
 from tests.memory import MemoryLog
 from tests.samples import (
     DAY,
@@ -305,6 +306,20 @@ def test_an_integration_receives_only_what_is_derived_after_it_was_added() -> No
     log.add_integration(app_id)
     log.append(notification(app_id, sub(10, P2), T0 + 50_000))
     assert kinds(log.fold(), app_id) == ["RENEWAL"]
+
+
+def test_a_changed_integration_filters_what_is_derived_from_then_on() -> None:
+    """`IntegrationChanged` (set-integration): the new types apply to later facts only."""
+    log, app_id = run(
+        subscription_created(event_id="evt_c", created=C, period=P1), event_types=("RENEWAL",)
+    )
+    changed = Integration(id="int_a", url="http://127.0.0.1:9/new", event_types=("EXPIRATION",))
+    log.settings(app_id, apps.IntegrationChanged, integration=changed)
+    log.append(
+        notification(app_id, sub(10, P2), T0 + 50_000),
+        notification(app_id, sub(20, P2, status="canceled", ended_at=C + 20), T0 + 60_000),
+    )
+    assert kinds(log.fold(), app_id) == ["EXPIRATION:UNSUBSCRIBE"]  # no RENEWAL any more
 
 
 def test_no_integration_no_events() -> None:
