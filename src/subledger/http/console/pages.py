@@ -10,7 +10,7 @@ import msgspec
 
 from projections.deliveries import DeliveryReader
 from projections.history import history_document
-from projections.model import Delivery, Purchase
+from projections.model import Purchase
 from projections.reader import Reader
 from projections.rules.dates import iso, iso_ms
 
@@ -115,7 +115,7 @@ def purchase_page(reader: Reader, app_id: str, key: str) -> dict[str, Any]:
 
 def delivery_rows(reader: Reader, app_id: str, status: str | None) -> list[dict[str, Any]]:
     """Deliveries, newest event first, each with its attempts (SPEC 10)."""
-    found: list[Delivery] = DeliveryReader(reader).deliveries(app_id, status=status, limit=200)
+    found = [d for _, d in DeliveryReader(reader).deliveries(app_id, status=status, limit=200)]
     return [
         {
             "delivery": d,
