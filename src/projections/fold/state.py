@@ -36,6 +36,7 @@ class Batch:
     def __init__(self, rows: Rows) -> None:
         self.rows = rows
         self.touched: set[tuple[str, str]] = set()  # customers whose document to rebuild
+        self.charted: set[tuple[str, str]] = set()  # purchases to chart afresh (SPEC 11)
         self._views: dict[int, tuple[Purchase, SubscriptionView | None]] = {}
         self._parts: list[HistoryPart] = []  # the current fact's
         self._subjects: dict[str, list[int]] = {}  # subject → indexes of its parts
@@ -77,6 +78,7 @@ class Batch:
         if key not in self._before:
             self._before[key] = self.rows.get(PURCHASES, app_id, p.key)
         self.rows.put(PURCHASES, app_id, p.key, p)
+        self.charted.add(key)
         owner = self.customer_of(app_id, p.owner)
         if owner is not None:
             self.touched.add((app_id, owner.id))

@@ -1,0 +1,364 @@
+"""What a purchase and a customer add to the charts (SPEC 11, RevenueCat's definitions in
+shared/revenuecat-charts.md): pure functions of their rows, so a late fact about the past
+(a refund of an old invoice) recomputes the purchase and moves the past bucket.
+
+A purchase becomes spans of access (trial or paid, with their MRR) and paid transactions
+(with their refunds); each carries the log positions of the facts behind it, which the
+drill-down shows. `contributions` turns them into per-day counter changes: +1/-1 where a
+span starts and ends (stock series: the value at a bucket's end is the running sum), and
+amounts on the day a transaction was paid (flow series: the bucket's sum).
+"""
+
+from __future__ import annotations
+
+from projections.model import (
+    ChartCustomer,
+    ChartPurchase,
+    Purchase,
+    Span,
+    SubObs,
+    Trial,
+    Txn,
+)
+from projections.rules.dates import day
+from projections.rules.subscriptions import latest_period_refunds
+
+PAID = ("active", "past_due")  # past_due keeps access (SPEC 7.1)
+Contribution = dict[tuple[str, str], int]  # (day, series) → change
+
+# RevenueCat's normalisation to one month, as (numerator, denominator) per interval unit.
+_MONTHLY = {"day": (30, 1), "week": (4, 1), "month": (1, 1), "year": (1, 12)}
+
+
+def monthly_milli(amount: int, interval: str | None, count: int | None) -> int:
+    """MRR of one period's price, in thousandths of a minor unit, rounded half up:
+    x30 a day, x4 a week, x1 a month, x1/12 a year, divided by the interval count (3 days:
+    x10, 2 weeks: x2, 6 months: x1/6). An unknown interval counts as one month."""
+    num, den = _MONTHLY.get(interval or "month", (1, 1))
+    den *= max(count or 1, 1)
+    return (2 * amount * 1000 * num + den) // (2 * den)
+
+
+def chart_purchase(p: Purchase) -> ChartPurchase | None:
+    """None for purchases nobody owns yet (facts waiting for a token count nowhere)."""
+    if p.owner is None:
+        return None
+    if p.kind == "subscription":
+        spans = _refund_cut(p, _spans(p.subs))
+        txns = _invoice_txns(p)
+    elif p.kind == "one_time":
+        spans, txns = (), _session_txns(p)
+    else:
+        return None
+    if not spans and not txns:
+        return None
+    return ChartPurchase(key=p.key, spans=spans, txns=txns)
+
+
+def _state(s: SubObs) -> str | None:
+    if s.status == "trialing":
+        return "trial"
+    return "paid" if s.status in PAID else None
+
+
+def _own_end(s: SubObs) -> int | None:
+    """Where this snapshot's access ends by itself: the period end, or an earlier cancel_at."""
+    if s.cancel_at is not None and s.period_end is not None:
+        return min(s.cancel_at, s.period_end)
+    return s.period_end if s.cancel_at is None else s.cancel_at
+
+
+def _ending_time(s: SubObs, prev_end: int | None) -> int:
+    """When an access-ending snapshot (canceled, unpaid, ...) ended access: `ended_at`, else
+    when it was seen; never later than the period the access had."""
+    end = s.ended_at if s.ended_at is not None else s.order[0]
+    return end if prev_end is None else min(end, prev_end)
+
+
+def _spans(subs: tuple[SubObs, ...]) -> tuple[Span, ...]:
+    """Snapshots in merge order become spans: each state holds from when it began (its
+    period start, for the first and after a gap) until the next state begins or its own
+    access ends, whichever is first."""
+    raw: list[Span] = []
+    open_end: int | None = None  # where the current span's access would end by itself
+    for s in subs:
+        kind = _state(s)
+        t = s.order[0]
+        if raw and raw[-1].end is None:
+            last = raw[-1]
+            stop = t if kind is not None else _ending_time(s, open_end)
+            if open_end is not None and open_end < stop:
+                stop = open_end
+            raw[-1] = _with_end(last, max(stop, last.start))
+        if kind is None:
+            open_end = None
+            continue
+        start = t
+        if s.period_start is not None and s.period_start < t:
+            start = s.period_start
+        if raw and raw[-1].end is not None and start < raw[-1].end:
+            start = raw[-1].end  # a renewal seen late continues the earlier span
+        amount = s.items_amount if s.items_amount is not None else s.amount
+        paid = kind == "paid" and amount is not None
+        mrr = monthly_milli(amount or 0, s.interval, s.interval_count) if paid else 0
+        cancelled = kind == "trial" and (s.cancel_at_period_end or s.cancel_at is not None)
+        raw.append(
+            Span(
+                kind=kind,
+                start=start,
+                end=None,
+                positions=(s.position,),
+                mrr=mrr,
+                currency=s.currency if kind == "paid" else None,
+                cancelled=cancelled,
+            )
+        )
+        open_end = _own_end(s)
+    if raw and raw[-1].end is None and open_end is not None:
+        raw[-1] = _with_end(raw[-1], max(open_end, raw[-1].start))
+    return _flags(_merged(raw))
+
+
+def _with_end(span: Span, end: int) -> Span:
+    return Span(
+        kind=span.kind,
+        start=span.start,
+        end=end,
+        positions=span.positions,
+        mrr=span.mrr,
+        currency=span.currency,
+        cancelled=span.cancelled,
+    )
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    """Adjacent spans of the same access at the same price are one (renewals), naming all
+    their facts; empty spans (a state that held for no time) go."""
+    out: list[Span] = []
+    for span in spans:
+        if span.end is not None and span.end <= span.start:
+            continue
+        if out:
+            last = out[-1]
+            same = (last.kind, last.mrr, last.currency) == (span.kind, span.mrr, span.currency)
+            if same and last.end == span.start:
+                out[-1] = Span(
+                    kind=last.kind,
+                    start=last.start,
+                    end=span.end,
+                    positions=last.positions + span.positions,
+                    mrr=last.mrr,
+                    currency=last.currency,
+                    cancelled=last.cancelled or span.cancelled,
+                )
+                continue
+        out.append(span)
+    return out
+
+
+def _flags(spans: list[Span]) -> tuple[Span, ...]:
+    """Paid spans followed by no access at their end have lapsed (churn); paid spans after
+    a lapse resumed (a resubscription)."""
+    out: list[Span] = []
+    lapsed_before = False
+    for i, span in enumerate(spans):
+        if span.kind != "paid":
+            out.append(span)
+            continue
+        follows = i + 1 < len(spans) and spans[i + 1].start == span.end
+        lapsed = span.end is not None and not follows
+        out.append(
+            Span(
+                kind=span.kind,
+                start=span.start,
+                end=span.end,
+                positions=span.positions,
+                mrr=span.mrr,
+                currency=span.currency,
+                lapsed=lapsed,
+                resumed=lapsed_before,
+            )
+        )
+        lapsed_before = lapsed_before or lapsed
+    return tuple(out)
+
+
+def _refund_cut(p: Purchase, spans: tuple[Span, ...]) -> tuple[Span, ...]:
+    """A full refund of the charge paying the latest period ends access at the refund
+    (SPEC 7.1): spans are cut there, and the refund's fact joins the cut span."""
+    if not p.charges or not spans or not p.subs:
+        return spans
+    full, _ = latest_period_refunds(p, p.subs[-1])
+    refunds = [(c.charge.refunded_at, c.charge.position) for c in full if c.charge.refunded_at]
+    if not refunds:
+        return spans
+    at, position = max(refunds)
+    assert at is not None
+    cut: list[Span] = []
+    for span in spans:
+        if span.start >= at:
+            continue
+        if span.end is not None and span.end <= at:
+            cut.append(span)
+            continue
+        cut.append(
+            Span(
+                kind=span.kind,
+                start=span.start,
+                end=at,
+                positions=(*span.positions, position),
+                mrr=span.mrr,
+                currency=span.currency,
+                lapsed=span.kind == "paid",
+                resumed=span.resumed,
+                cancelled=span.cancelled,
+            )
+        )
+    return tuple(cut)
+
+
+def _invoice_txns(p: Purchase) -> tuple[Txn, ...]:
+    """Paid invoices (amount > 0), with the refunds of the charges that paid them. An
+    invoice without a currency of its own is in its subscription's (Stripe bills a
+    subscription in one currency)."""
+    fallback = p.subs[-1].currency if p.subs else None
+    refunds: dict[str, list[tuple[str, int, int]]] = {}
+    for linked in p.charges.values():
+        charge = linked.charge
+        refunds.setdefault(linked.invoice, []).append(
+            (charge.id, charge.amount_refunded, charge.position)
+        )
+    txns: list[Txn] = []
+    for invoice in sorted(p.invoices.values(), key=lambda i: i.id):
+        if invoice.status != "paid" or invoice.amount_paid <= 0:
+            continue
+        charges = sorted(refunds.get(invoice.id, []))
+        refunded = min(sum(r[1] for r in charges), invoice.amount_paid)
+        txns.append(
+            Txn(
+                id=invoice.id,
+                at=invoice.paid_at if invoice.paid_at is not None else invoice.order[0],
+                amount=invoice.amount_paid,
+                currency=invoice.currency or fallback,
+                positions=(invoice.position, *sorted({r[2] for r in charges if r[1] > 0})),
+                refunded=refunded,
+                charges=tuple(r[0] for r in charges if r[1] > 0),
+            )
+        )
+    return tuple(txns)
+
+
+def _session_txns(p: Purchase) -> tuple[Txn, ...]:
+    """A paid one-time Checkout Session is one transaction; its refunds are those of the
+    charges linked to the purchase."""
+    session = p.session
+    if session is None or session.payment_status != "paid" or not session.amount_total:
+        return ()
+    charges = sorted(
+        (c.charge.id, c.charge.amount_refunded, c.charge.position) for c in p.charges.values()
+    )
+    refunded = [c for c in charges if c[1] > 0]
+    at = session.created if session.created is not None else session.order[0]
+    return (
+        Txn(
+            id=session.id,
+            at=at,
+            amount=session.amount_total,
+            currency=session.currency,
+            positions=(session.position, *sorted({c[2] for c in refunded})),
+            refunded=min(sum(c[1] for c in refunded), session.amount_total),
+            charges=tuple(c[0] for c in refunded),
+        ),
+    )
+
+
+# --- customers --------------------------------------------------------------------------
+
+
+def first_trial(charts: list[ChartPurchase]) -> Trial | None:
+    """The customer's first trial (by start) and its outcome: converted when paid access
+    followed it and the first paid transaction after it was not refunded in full
+    (RevenueCat removes refunded conversions); abandoned when auto-renew was turned off or
+    the trial ended without paid access; open (pending until it ends) otherwise."""
+    found: tuple[int, str, ChartPurchase, int] | None = None
+    for chart in charts:
+        for i, span in enumerate(chart.spans):
+            if span.kind == "trial" and (found is None or (span.start, chart.key) < found[:2]):
+                found = (span.start, chart.key, chart, i)
+    if found is None:
+        return None
+    chart, i = found[2], found[3]
+    trial = chart.spans[i]
+    following = chart.spans[i + 1] if i + 1 < len(chart.spans) else None
+    positions = trial.positions
+    if following is not None and following.kind == "paid" and following.start == trial.end:
+        paid = [t for t in chart.txns if t.at >= following.start]
+        first = min(paid, key=lambda t: (t.at, t.id)) if paid else None
+        if first is not None and first.refunded >= first.amount:
+            positions = (*positions, *first.positions)
+            return Trial(
+                purchase=chart.key, end=trial.end, outcome="abandoned", positions=positions
+            )
+        positions = (*positions, following.positions[0])
+        return Trial(purchase=chart.key, end=trial.end, outcome="converted", positions=positions)
+    ended = following is not None or trial.cancelled
+    outcome = "abandoned" if ended else "open"
+    return Trial(purchase=chart.key, end=trial.end, outcome=outcome, positions=positions)
+
+
+# --- per-day counters -------------------------------------------------------------------
+
+
+def day_of(seconds: int) -> str:
+    return day(seconds // 86_400)
+
+
+def _add(into: Contribution, when: int, series: str, value: int) -> None:
+    if value:
+        key = (day_of(when), series)
+        into[key] = into.get(key, 0) + value
+
+
+def purchase_contribution(chart: ChartPurchase | None, into: Contribution, sign: int) -> None:
+    """What a purchase adds to each day's counters (times `sign`: -1 takes it back)."""
+    if chart is None:
+        return
+    for span in chart.spans:
+        stocks = [("trials", 1)] if span.kind == "trial" else [("subs", 1)]
+        if span.kind == "paid":
+            stocks.append((f"mrr:{span.currency or ''}", span.mrr))
+        for name, value in stocks:
+            _add(into, span.start, name, sign * value)
+            if span.end is not None:
+                _add(into, span.end, name, -sign * value)
+        if span.lapsed and span.end is not None:
+            _add(into, span.end, "expired", sign)
+        if span.resumed:
+            _add(into, span.start, "resumed", sign)
+    for txn in chart.txns:
+        _add(into, txn.at, "tx", sign)
+        _add(into, txn.at, f"revenue:{txn.currency or ''}", sign * (txn.amount - txn.refunded))
+        if txn.refunded:
+            _add(into, txn.at, "tx_refunded", sign)
+
+
+def customer_contribution(chart: ChartCustomer | None, into: Contribution, sign: int) -> None:
+    """New customers count on the day first seen; trial conversion's cohort too."""
+    if chart is None:
+        return
+    first = chart.first_seen_ms // 1000
+    _add(into, first, "customers", sign)
+    trial = chart.trial
+    if trial is None:
+        return
+    _add(into, first, "cohort_trials", sign)
+    if trial.outcome == "open":
+        # Pending until the trial ends, abandoned after: which one is decided at read time.
+        until = day_of(trial.end) if trial.end is not None else "open"
+        _add(into, first, f"cohort_open:{until}", sign)
+    else:
+        _add(into, first, f"cohort_{trial.outcome}", sign)
+
+
+def customer_chart(first_seen_ms: int, charts: list[ChartPurchase]) -> ChartCustomer:
+    return ChartCustomer(first_seen_ms=first_seen_ms, trial=first_trial(charts))
