@@ -57,6 +57,8 @@ PROJECTION_LAYERS = (
         "projections.reader",
         "projections.history",
         "projections.deliveries",
+        "projections.charts",
+        "projections.chartreads",
     ),
 )
 

@@ -11,6 +11,8 @@ amounts on the day a transaction was paid (flow series: the bucket's sum).
 
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from projections.model import (
     ChartCustomer,
     ChartPurchase,
@@ -120,15 +122,7 @@ def _spans(subs: tuple[SubObs, ...]) -> tuple[Span, ...]:
 
 
 def _with_end(span: Span, end: int) -> Span:
-    return Span(
-        kind=span.kind,
-        start=span.start,
-        end=end,
-        positions=span.positions,
-        mrr=span.mrr,
-        currency=span.currency,
-        cancelled=span.cancelled,
-    )
+    return replace(span, end=end)
 
 
 def _merged(spans: list[Span]) -> list[Span]:
@@ -142,13 +136,10 @@ def _merged(spans: list[Span]) -> list[Span]:
             last = out[-1]
             same = (last.kind, last.mrr, last.currency) == (span.kind, span.mrr, span.currency)
             if same and last.end == span.start:
-                out[-1] = Span(
-                    kind=last.kind,
-                    start=last.start,
+                out[-1] = replace(
+                    last,
                     end=span.end,
                     positions=last.positions + span.positions,
-                    mrr=last.mrr,
-                    currency=last.currency,
                     cancelled=last.cancelled or span.cancelled,
                 )
                 continue
@@ -167,18 +158,7 @@ def _flags(spans: list[Span]) -> tuple[Span, ...]:
             continue
         follows = i + 1 < len(spans) and spans[i + 1].start == span.end
         lapsed = span.end is not None and not follows
-        out.append(
-            Span(
-                kind=span.kind,
-                start=span.start,
-                end=span.end,
-                positions=span.positions,
-                mrr=span.mrr,
-                currency=span.currency,
-                lapsed=lapsed,
-                resumed=lapsed_before,
-            )
-        )
+        out.append(replace(span, lapsed=lapsed, resumed=lapsed_before))
         lapsed_before = lapsed_before or lapsed
     return tuple(out)
 
@@ -202,17 +182,7 @@ def _refund_cut(p: Purchase, spans: tuple[Span, ...]) -> tuple[Span, ...]:
             cut.append(span)
             continue
         cut.append(
-            Span(
-                kind=span.kind,
-                start=span.start,
-                end=at,
-                positions=(*span.positions, position),
-                mrr=span.mrr,
-                currency=span.currency,
-                lapsed=span.kind == "paid",
-                resumed=span.resumed,
-                cancelled=span.cancelled,
-            )
+            replace(span, end=at, positions=(*span.positions, position), lapsed=span.kind == "paid")
         )
     return tuple(cut)
 
