@@ -62,6 +62,7 @@ class Series(msgspec.Struct, frozen=True, kw_only=True):
     currency: str | None
     unit: str
     buckets: list[Bucket]
+    truncated: bool = False  # the range held more than 1000 buckets: these are its last
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,31 +116,44 @@ def bucket_of(day: dt.date, resolution: str) -> tuple[str, dt.date, dt.date]:
 def parse_bucket(label: str) -> tuple[str, dt.date]:
     """(resolution, first day) of a bucket label."""
     try:
-        if len(label) == 10:
-            return "day", dt.date.fromisoformat(label)
-        if "-W" in label:
-            year, week = label.split("-W")
-            return "week", dt.date.fromisocalendar(int(year), int(week), 1)
-        if len(label) == 7:
-            return "month", dt.date.fromisoformat(label + "-01")
+        found = _parsed(label)
     except ValueError:
-        pass
-    raise ChartInputError(f"bucket {label!r} is none of 2026-12-07, 2026-W49 or 2026-12")
+        found = None
+    if found is None:
+        raise ChartInputError(f"bucket {label!r} is none of 2026-12-07, 2026-W49 or 2026-12")
+    if not EARLIEST <= found[1] <= LATEST:
+        raise ChartInputError(f"bucket {label!r} is outside 1970-01-01 to 9999-11-30")
+    return found
+
+
+EARLIEST, LATEST = dt.date(1970, 1, 1), dt.date(9999, 11, 30)
+MAX_BUCKETS = 1000
+
+
+def _parsed(label: str) -> tuple[str, dt.date] | None:
+    if len(label) == 10:
+        return "day", dt.date.fromisoformat(label)
+    if "-W" in label and len(label) == 8:
+        year, week = label.split("-W")
+        return "week", dt.date.fromisocalendar(int(year), int(week), 1)
+    if len(label) == 7:
+        return "month", dt.date.fromisoformat(label + "-01")
+    return None
 
 
 def buckets(start: dt.date, end: dt.date, resolution: str) -> list[tuple[str, dt.date, dt.date]]:
+    """The buckets from `start`'s to `end`'s (kept within 1970-01-01 and 9999-11-30): at
+    most the last `MAX_BUCKETS` of them."""
     if resolution not in RESOLUTIONS:
         raise ChartInputError(f"resolution {resolution!r} is not one of {', '.join(RESOLUTIONS)}")
-    if end < start:
-        raise ChartInputError("the range ends before it starts")
+    start, end = max(start, EARLIEST), min(end, LATEST)
+    start = max(start, end - dt.timedelta(days=31 * MAX_BUCKETS))
     found = []
     day = start
     while day <= end:
         found.append(bucket_of(day, resolution))
         day = found[-1][2] + dt.timedelta(days=1)
-    if len(found) > 1000:
-        raise ChartInputError("more than 1000 buckets: choose a coarser resolution")
-    return found
+    return found[-MAX_BUCKETS:]
 
 
 def check_chart(name: str) -> None:
@@ -154,7 +168,9 @@ def series(days: Iterable[tuple[str, ChartDay]], q: ChartQuery) -> Series:
     """`days`: the app's day rows in day order, at least up to the last bucket's end."""
     check_chart(q.name)
     name, currency = q.name, q.currency
-    wanted = buckets(q.start or q.today, q.end or q.today, q.resolution)
+    first, last = q.start or q.today, q.end or q.today
+    wanted = buckets(first, last, q.resolution)
+    truncated = bool(wanted) and wanted[0][1] > max(first, EARLIEST)
     rows = iter(days)
     pending = next(rows, None)
     stock: dict[str, int] = {}
@@ -182,7 +198,12 @@ def series(days: Iterable[tuple[str, ChartDay]], q: ChartQuery) -> Series:
             )
         )
     return Series(
-        chart=name, resolution=q.resolution, currency=currency, unit=UNITS[name], buckets=found
+        chart=name,
+        resolution=q.resolution,
+        currency=currency,
+        unit=UNITS[name],
+        buckets=found,
+        truncated=truncated,
     )
 
 
@@ -368,10 +389,9 @@ def _txn_items(chart: ChartPurchase, name: str, lo: str, hi: str) -> list[Item]:
             "charges": list(txn.charges),
             "positions": list(txn.positions),
         }
-        if name == "revenue":
+        if name == "revenue":  # refunded ones too (net 0): the refund's fact is why
             net = txn.amount - txn.refunded
-            if net:
-                items.append(Item(measure="revenue", value=net, currency=txn.currency, **common))
+            items.append(Item(measure="revenue", value=net, currency=txn.currency, **common))
             continue
         items.append(Item(measure="transactions", value=1, **common))
         if txn.refunded:
