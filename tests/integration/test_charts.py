@@ -5,14 +5,17 @@ to the hand-computed charts and to the in-memory fold, and the same after `repla
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from projections.chartreads import chart_drilldown, chart_series
 from projections.charts import CHARTS, ChartQuery, Series, series
 from projections.replay import Replay
+from subledger.cli import main
 from subledger.settings import Database, Settings
 from tests.harness import FoldStore, Harness, harness
 from tests.lifecycles import expected_day, facts
@@ -98,7 +101,12 @@ def series_of(store: FoldStore, app_id: str) -> dict[tuple[str, str | None], Ser
     return found
 
 
-def test_a_generated_month_on_the_store_and_after_replay(database: Database) -> None:
+def test_a_generated_month_on_the_store_and_after_replay(
+    database: Database,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     lcs = month_of_lifecycles(28)
     store = FoldStore(database)
     try:
@@ -120,5 +128,18 @@ def test_a_generated_month_on_the_store_and_after_replay(database: Database) -> 
         assert Replay(store.ledger).run(verify=True).verified
         assert Replay(store.ledger).run().swapped
         assert series_of(store, app_id) == live
+        monkeypatch.setenv("SUBLEDGER_DATABASE_URL", database_url)
+        argv = ["charts", "active_subscriptions", "--app", app_id, "--from", "2026-12-01"]
+        assert main([*argv, "--to", "2027-01-31"]) == 0  # piped: `bucket value` lines
+        shown = capsys.readouterr().out.splitlines()
+        buckets = live["active_subscriptions", None].buckets
+        assert shown == [f"{b.bucket} {int(b.value or 0)}" for b in buckets]
+        assert main(["charts", "mrr", "--app", app_id, "--at", "2026-12-20", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["items"] == msgspec.to_builtins(
+            chart_drilldown(
+                store.reader, app_id, ChartQuery(name="mrr", today=TODAY), "2026-12-20"
+            ).items
+        )
+        assert main(["charts", "mrr", "--app", "nope"]) == 1
     finally:
         store.close()

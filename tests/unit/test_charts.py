@@ -12,6 +12,7 @@ from projections.chartreads import decode
 from projections.charts import CHARTS, ChartQuery, drilldown, series
 from projections.model import CHART_CUSTOMERS, CHART_DAYS, CHART_PURCHASES, ChartDay
 from projections.storage.memory import MemoryTables
+from subledger.cli.chartcommands import series_text
 from tests.lifecycles import DAY, KINDS, MONTH0, Lifecycle, expected_day, facts
 from tests.memory import MemoryLog
 
@@ -146,4 +147,25 @@ def test_every_drilldown_adds_up_to_its_bucket(
                 key = (item.currency or "") if chart in ("mrr", "revenue") else item.measure
                 sums[key] = sums.get(key, 0) + round(item.value * 1000)
             for key, total in sums.items():
-                assert total == round(bucket.values[key] * 1000), (chart, bucket, key)
+                assert total == round(bucket.values.get(key, 0) * 1000), (chart, bucket, key)
+
+
+def test_the_terminal_draws_bars_and_a_pipe_gets_plain_numbers() -> None:
+    lcs = month_of_lifecycles(14)
+    tables, app_id = folded(lcs)
+    q = ChartQuery(
+        name="active_subscriptions", today=TODAY, start=FIRST, end=FIRST + dt.timedelta(days=13)
+    )
+    got = series(day_rows(tables, app_id), q)
+    drawn = series_text(got, tty=True).splitlines()
+    assert drawn[0] == "active_subscriptions (subscriptions, by day)"
+    top = max(b.value or 0 for b in got.buckets)
+    for line, bucket in zip(drawn[1:], got.buckets, strict=True):
+        assert line.startswith(bucket.bucket)
+        assert line.count("█") == round(40 * (bucket.value or 0) / top)
+    plain = series_text(got, tty=False).splitlines()
+    assert plain == [f"{b.bucket} {int(b.value or 0)}" for b in got.buckets]
+    money = series(
+        day_rows(tables, app_id), ChartQuery(name="revenue", today=TODAY, start=FIRST, end=LAST)
+    )
+    assert series_text(money, tty=False).splitlines()[0] == "bucket eur usd"

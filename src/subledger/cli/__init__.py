@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from subledger.cli import (
     appcommands,
     auditcommands,
+    chartcommands,
     integrationcommands,
     output,
     servecommands,
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     appcommands.register(commands)
     auditcommands.register(commands)
     integrationcommands.register(commands)
+    chartcommands.register(commands)
     return parser
 
 
