@@ -96,7 +96,7 @@ def synthetic(n: int, rng: random.Random) -> Any:
             end = start + 7 * DAY
             trial = Trial(purchase=f"sub_{n}", end=end, outcome="abandoned", positions=(n,))
             chart = ChartPurchase(key=f"sub_{n}", spans=tuple(spans))
-            return chart, ChartCustomer(first_seen_ms=start * 1000, trial=trial)
+            return chart, ChartCustomer(first_seen_ms=start * 1000, position=n + 1, trial=trial)
         trial = Trial(purchase=f"sub_{n}", end=paid_from, outcome="converted", positions=(n,))
     periods = rng.randint(1, 3 if yearly else 14)
     end = paid_from + periods * period
@@ -125,7 +125,7 @@ def synthetic(n: int, rng: random.Random) -> Any:
         for k in range(periods)
     )
     chart = ChartPurchase(key=f"sub_{n}", spans=tuple(spans), txns=txns)
-    return chart, ChartCustomer(first_seen_ms=start * 1000, trial=trial)
+    return chart, ChartCustomer(first_seen_ms=start * 1000, position=n + 1, trial=trial)
 
 
 def bulk_rows(url: str, customers: int) -> str:

@@ -406,7 +406,8 @@ def _customer_items(
     for customer_id, chart in customers:
         if not lo <= day_of(chart.first_seen_ms // 1000) <= hi:
             continue
-        items.append(Item(measure="customers", value=1, customer=customer_id))
+        first = [chart.position] if chart.position else []
+        items.append(Item(measure="customers", value=1, customer=customer_id, positions=first))
         trial = chart.trial
         if name == "new_customers" or trial is None:
             continue

@@ -364,6 +364,7 @@ class ChartCustomer(Row, frozen=True, kw_only=True):
     its first trial."""
 
     first_seen_ms: int
+    position: int = 0  # where its first App User ID first appeared in the log
     trial: Trial | None = None
 
 

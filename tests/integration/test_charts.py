@@ -71,6 +71,7 @@ def test_the_seed_scenario_charted_by_hand(h: Harness) -> None:
     today = dt.datetime.now(dt.UTC).date().isoformat()  # first seen: when the token came
     _, new = chart(h, s, f"new_customers/{today}")
     assert [i["customer"] for i in new["items"]] == ["user_123"]
+    assert len(new["items"][0]["positions"]) == 1  # the token that first named user_123
     _, trials = chart(
         h, s, "active_trials", start="2026-10-01", end="2026-10-31", resolution="month"
     )

@@ -50,7 +50,7 @@ def _customer(b: Batch, app_id: str, customer_id: str, changes: dict[str, Contri
     after: ChartCustomer | None = None
     if customer is not None:
         charts = [b.rows.get(CHART_PURCHASES, app_id, key) for key in customer.purchases]
-        after = customer_chart(customer.first_seen_ms, [c for c in charts if c is not None])
+        after = customer_chart(customer, [c for c in charts if c is not None])
     if after != before:
         into = changes.setdefault(app_id, {})
         customer_contribution(before, into, -1)

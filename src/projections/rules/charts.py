@@ -16,6 +16,7 @@ from msgspec.structs import replace
 from projections.model import (
     ChartCustomer,
     ChartPurchase,
+    Customer,
     Purchase,
     Span,
     SubObs,
@@ -330,5 +331,9 @@ def customer_contribution(chart: ChartCustomer | None, into: Contribution, sign:
         _add(into, first, f"cohort_{trial.outcome}", sign)
 
 
-def customer_chart(first_seen_ms: int, charts: list[ChartPurchase]) -> ChartCustomer:
-    return ChartCustomer(first_seen_ms=first_seen_ms, trial=first_trial(charts))
+def customer_chart(c: Customer, charts: list[ChartPurchase]) -> ChartCustomer:
+    return ChartCustomer(
+        first_seen_ms=c.first_seen_ms,
+        position=min(c.since, default=0),
+        trial=first_trial(charts),
+    )

@@ -126,7 +126,7 @@ def _bars(title: str, rows: list[tuple[str, float | None]]) -> str:
     lines = [title]
     for label, value in rows:
         bar = "█" * round(BAR_WIDTH * abs(value or 0) / top)
-        lines.append(f"{label:<10}  {_number(value):>{width}}  {bar}")
+        lines.append(f"{label:<10}  {_number(value):>{width}}  {bar}".rstrip())
     return "\n".join(lines)
 
 
@@ -158,5 +158,6 @@ def drilldown_text(d: Drilldown) -> str:
         extra += f" charges {','.join(item.charges)}" if item.charges else ""
         extra += f" {item.currency}" if item.currency else ""
         where = ",".join(str(p) for p in item.positions)
-        lines.append(f"  {item.measure:<16} {_number(item.value):>10}  {who}{extra}  facts {where}")
+        facts = f"  facts {where}" if where else ""
+        lines.append(f"  {item.measure:<16} {_number(item.value):>10}  {who}{extra}{facts}")
     return "\n".join(lines)
