@@ -26,22 +26,41 @@ from projections.rules.charts import (
 
 
 def refresh(b: Batch) -> None:
-    """Chart the purchases saved and the customers touched in this batch."""
+    """Chart the purchases saved in this batch, then the customers whose charts may have
+    changed: those saved or dropped, and the owners of purchases whose chart changed."""
     changes: dict[str, Contribution] = {}
-    for app_id, key in sorted(b.charted):
-        p = b.purchase(app_id, key)
-        before: ChartPurchase | None = b.rows.get(CHART_PURCHASES, app_id, key)
-        after = chart_purchase(p) if p is not None else None
-        if after != before:
+    customers = b.recharted
+    for app_id, keys in _by_app(b.charted).items():
+        b.rows.prefetch(CHART_PURCHASES, app_id, keys)
+        for key in keys:
+            p = b.purchase(app_id, key)
+            before: ChartPurchase | None = b.rows.get(CHART_PURCHASES, app_id, key)
+            after = chart_purchase(p) if p is not None else None
+            if after == before:
+                continue
             into = changes.setdefault(app_id, {})
             purchase_contribution(before, into, -1)
             purchase_contribution(after, into, 1)
             b.rows.put(CHART_PURCHASES, app_id, key, after)
+            owner = b.customer_of(app_id, p.owner) if p is not None else None
+            if owner is not None:
+                customers.add((app_id, owner.id))
+    for app_id, ids in _by_app(customers).items():
+        b.rows.prefetch(CHART_CUSTOMERS, app_id, ids)
+        for customer_id in ids:
+            _customer(b, app_id, customer_id, changes)
     b.charted.clear()
-    for app_id, customer_id in sorted(b.touched):
-        _customer(b, app_id, customer_id, changes)
+    customers.clear()
     for app_id, change in sorted(changes.items()):
         _apply(b, app_id, change)
+
+
+def _by_app(keys: set[tuple[str, str]]) -> dict[str, list[str]]:
+    """Row ids by app, sorted (the order rows are written in stays deterministic)."""
+    found: dict[str, list[str]] = {}
+    for app_id, row_id in sorted(keys):
+        found.setdefault(app_id, []).append(row_id)
+    return found
 
 
 def _customer(b: Batch, app_id: str, customer_id: str, changes: dict[str, Contribution]) -> None:
@@ -61,8 +80,9 @@ def _customer(b: Batch, app_id: str, customer_id: str, changes: dict[str, Contri
 def _apply(b: Batch, app_id: str, change: Contribution) -> None:
     by_day: dict[str, dict[str, int]] = {}
     for (day, series), value in change.items():
-        if value:
+        if value:  # zero: taken back and added again (an unchanged span of a changed purchase)
             by_day.setdefault(day, {})[series] = value
+    b.rows.prefetch(CHART_DAYS, app_id, sorted(by_day))
     for day, values in sorted(by_day.items()):
         row: ChartDay | None = b.rows.get(CHART_DAYS, app_id, day)
         merged = dict(row.values) if row is not None else {}

@@ -286,31 +286,44 @@ def day_of(seconds: int) -> str:
 
 def _add(into: Contribution, when: int, series: str, value: int) -> None:
     if value:
-        key = (day_of(when), series)
+        key = (day(when // 86_400), series)
         into[key] = into.get(key, 0) + value
 
 
+def _bump(into: Contribution, key: tuple[str, str], value: int) -> None:
+    into[key] = into.get(key, 0) + value
+
+
 def purchase_contribution(chart: ChartPurchase | None, into: Contribution, sign: int) -> None:
-    """What a purchase adds to each day's counters (times `sign`: -1 takes it back)."""
+    """What a purchase adds to each day's counters (times `sign`: -1 takes it back). Runs
+    for every purchase a batch saves, twice: each day is formatted once a span."""
     if chart is None:
         return
     for span in chart.spans:
-        stocks = [("trials", 1)] if span.kind == "trial" else [("subs", 1)]
-        if span.kind == "paid":
-            stocks.append((f"mrr:{span.currency or ''}", span.mrr))
-        for name, value in stocks:
-            _add(into, span.start, name, sign * value)
-            if span.end is not None:
-                _add(into, span.end, name, -sign * value)
-        if span.lapsed and span.end is not None:
-            _add(into, span.end, "expired", sign)
+        first = day(span.start // 86_400)
+        last = day(span.end // 86_400) if span.end is not None else None
+        paid = span.kind == "paid"
+        stock = "subs" if paid else "trials"
+        _bump(into, (first, stock), sign)
+        if last is not None:
+            _bump(into, (last, stock), -sign)
+        if paid and span.mrr:
+            money = "mrr:" + (span.currency or "")
+            _bump(into, (first, money), sign * span.mrr)
+            if last is not None:
+                _bump(into, (last, money), -sign * span.mrr)
+        if span.lapsed and last is not None:
+            _bump(into, (last, "expired"), sign)
         if span.resumed:
-            _add(into, span.start, "resumed", sign)
+            _bump(into, (first, "resumed"), sign)
     for txn in chart.txns:
-        _add(into, txn.at, "tx", sign)
-        _add(into, txn.at, f"revenue:{txn.currency or ''}", sign * (txn.amount - txn.refunded))
+        when = day(txn.at // 86_400)
+        _bump(into, (when, "tx"), sign)
+        net = txn.amount - txn.refunded
+        if net:
+            _bump(into, (when, "revenue:" + (txn.currency or "")), sign * net)
         if txn.refunded:
-            _add(into, txn.at, "tx_refunded", sign)
+            _bump(into, (when, "tx_refunded"), sign)
 
 
 def customer_contribution(chart: ChartCustomer | None, into: Contribution, sign: int) -> None:
