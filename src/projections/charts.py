@@ -340,39 +340,48 @@ def _empty(name: str) -> dict[str, float]:
     return dict.fromkeys(measures(name, {}, {}, {}, ""), 0)
 
 
-def _active_at(start: int, end: int | None, day: str) -> bool:
-    """At the end of `day`: began on or before it and not ended by its end (as the day
-    counters' running sum counts it)."""
-    return day_of(start) <= day and (end is None or day_of(end) > day)
+def _seconds(day: str) -> int:
+    return int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp())
+
+
+def _active_at(start: int, end: int | None, until: int) -> bool:
+    """At the end of the day ending at `until`: began before and not ended by then (as the
+    day counters' running sum counts it: a span ending during the day is not counted)."""
+    return start < until and (end is None or end >= until)
 
 
 def _purchase_items(purchases: Iterable[ChartPurchase], name: str, lo: str, hi: str) -> list[Item]:
+    """Compared in seconds: the same days as the counters, without formatting a date a span."""
     items: list[Item] = []
-    before = (dt.date.fromisoformat(lo) - dt.timedelta(days=1)).isoformat()
+    first, until = _seconds(lo), _seconds(hi) + 86_400
+    kind = "trial" if name == "active_trials" else "paid"
     for chart in purchases:
         for span in chart.spans:
-            positions = list(span.positions)
-            item = Item(measure="active", value=1, purchase=chart.key, positions=positions)
-            if (
-                name == "active_trials"
-                and span.kind == "trial"
-                and _active_at(span.start, span.end, hi)
-            ):
-                items.append(item)
-            if span.kind != "paid":
+            if span.kind != kind:
                 continue
-            if name == "active_subscriptions" and _active_at(span.start, span.end, hi):
-                items.append(item)
-            elif name == "mrr" and _active_at(span.start, span.end, hi) and span.mrr:
-                money = span.currency or ""
-                items.append(msgspec.structs.replace(item, value=span.mrr / 1000, currency=money))
+            found: list[tuple[str, float, str | None]] = []
+            if name in ("active_subscriptions", "active_trials", "mrr"):
+                if _active_at(span.start, span.end, until) and (name != "mrr" or span.mrr):
+                    value = span.mrr / 1000 if name == "mrr" else 1
+                    found.append(("active", value, span.currency if name == "mrr" else None))
             elif name == "churn":
-                if span.lapsed and span.end is not None and lo <= day_of(span.end) <= hi:
-                    items.append(msgspec.structs.replace(item, measure="expired"))
-                if span.resumed and lo <= day_of(span.start) <= hi:
-                    items.append(msgspec.structs.replace(item, measure="resubscribed"))
-                if _active_at(span.start, span.end, before):
-                    items.append(msgspec.structs.replace(item, measure="active_at_start"))
+                end = span.end
+                if span.lapsed and end is not None and first <= end < until:
+                    found.append(("expired", 1, None))
+                if span.resumed and first <= span.start < until:
+                    found.append(("resubscribed", 1, None))
+                if _active_at(span.start, end, first):
+                    found.append(("active_at_start", 1, None))
+            items += [
+                Item(
+                    measure=measure,
+                    value=value,
+                    purchase=chart.key,
+                    currency=currency,
+                    positions=list(span.positions),
+                )
+                for measure, value, currency in found
+            ]
         if name in ("revenue", "refund_rate"):
             items += _txn_items(chart, name, lo, hi)
     return items
