@@ -53,6 +53,7 @@ def catch_up(store: str, count: int, repeat: int, tmp: Path) -> dict[str, Any]:
     try:
         facts.fill(url, count)
         runs: dict[str, list[float]] = {"baseline": [], "with": [], "without": []}
+        cpu: dict[str, list[float]] = {"with": [], "without": []}  # µs a fact, + server's
         for turn in range(repeat):
             order = ["with", "without"] if turn % 2 == 0 else ["without", "with"]
             stores.quiet(url)
@@ -60,8 +61,12 @@ def catch_up(store: str, count: int, repeat: int, tmp: Path) -> dict[str, Any]:
             for kind in order:
                 stores.quiet(url)
                 argv = [sys.executable, __file__, "--child", kind, url]
-                runs[kind].append(catchup.json_child(argv)["rate"])
+                done = catchup.json_child(argv)
+                runs[kind].append(done["rate"])
+                spent = done["cpu_s"] + done["server_cpu_s"]
+                cpu[kind].append(1e6 * spent / done["facts"])
         pairs = [w / o for w, o in zip(runs["with"], runs["without"], strict=True)]
+        cpu_pairs = [w / o for w, o in zip(cpu["with"], cpu["without"], strict=True)]
         return {
             "store": store,
             "facts": count,
@@ -71,6 +76,10 @@ def catch_up(store: str, count: int, repeat: int, tmp: Path) -> dict[str, Any]:
             "with_vs_without": round(statistics.median(pairs), 3),
             "pairs": [round(p, 3) for p in pairs],
             "added_pct": round(100 * (1 / statistics.median(pairs) - 1), 1),
+            "cpu_us_with": round(statistics.median(cpu["with"]), 1),
+            "cpu_us_without": round(statistics.median(cpu["without"]), 1),
+            "cpu_pairs": [round(p, 3) for p in cpu_pairs],
+            "cpu_added_pct": round(100 * (statistics.median(cpu_pairs) - 1), 1),
         }
     finally:
         stores.drop(url)
@@ -264,7 +273,8 @@ def main(argv: list[str]) -> int:
                 f"{store:<10} catch-up {row['facts']} facts: with charts {row['with_rate']}/s, "
                 f"without {row['without_rate']}/s, baseline {row['baseline_rate']}/s; "
                 f"with/without {row['with_vs_without']} {row['pairs']} "
-                f"(+{row['added_pct']} %)",
+                f"(+{row['added_pct']} %); CPU a fact {row['cpu_us_with']} vs "
+                f"{row['cpu_us_without']} µs {row['cpu_pairs']} (+{row['cpu_added_pct']} %)",
                 flush=True,
             )
         for store in names if "series" in args.parts else []:
