@@ -5,6 +5,9 @@ A. Catch-up: per store, generated facts (benchlib/facts.py) in a fresh store; fr
    processes alternate the read+decode baseline, a catch-up from position 0 with the charts
    projection, and one without it (this tree with `projections.fold.charts.refresh` made a
    no-op: the same code otherwise). Goal: with / without >= 1 / 1.2 (at most 20 % added).
+M. The fold alone, in memory (no store): the same generated facts folded by fresh child
+   processes with and without the charts step, alternating; process CPU a fact. The
+   store-free view of A, far less disturbed by other processes on a shared VM.
 B. Series: per store, the charts rows of 100k customers written in bulk (not folded: 100k
    customers' facts would take the fold tens of minutes here): synthetic purchases over 14
    months (trials converting or not, monthly and yearly prices, two currencies, refunds,
@@ -46,6 +49,42 @@ def child(kind: str, url: str) -> None:
 
         charts.refresh = skip  # type: ignore[assignment]
     print(json.dumps(catchup.fresh_catch_up(url)))
+
+
+def memory_child(kind: str, count: int) -> None:
+    """The fold alone, in memory (no store): CPU seconds of folding `count` generated facts."""
+    from projections.fold import charts
+    from projections.fold.notifications import decode_stripe
+    from projections.storage.memory import MemoryTables
+    from tests.memory import MemoryLog, fold_batches
+
+    if kind == "without":
+        charts.refresh = lambda b: b.charted.clear()  # type: ignore[assignment]
+    log = MemoryLog()
+    app_id = log.new_app()
+    made = [*log.facts, *facts.generate(app_id, count)]
+    folded = [(n, f, decode_stripe(f)) for n, f in enumerate(made, start=1)]
+    started = time.process_time()
+    fold_batches(MemoryTables(), folded, 2000)
+    print(json.dumps({"facts": len(folded), "cpu_s": time.process_time() - started}))
+
+
+def in_memory(count: int, repeat: int) -> dict[str, Any]:
+    """Alternating fresh children, with and without the charts step: the fold's own CPU."""
+    cpu: dict[str, list[float]] = {"with": [], "without": []}
+    for turn in range(repeat):
+        for kind in ["with", "without"] if turn % 2 == 0 else ["without", "with"]:
+            argv = [sys.executable, __file__, "--memory-child", kind, str(count)]
+            done = catchup.json_child(argv)
+            cpu[kind].append(1e6 * done["cpu_s"] / done["facts"])
+    pairs = [w / o for w, o in zip(cpu["with"], cpu["without"], strict=True)]
+    return {
+        "facts": count,
+        "cpu_us_with": round(statistics.median(cpu["with"]), 1),
+        "cpu_us_without": round(statistics.median(cpu["without"]), 1),
+        "cpu_pairs": [round(p, 3) for p in pairs],
+        "cpu_added_pct": round(100 * (statistics.median(pairs) - 1), 1),
+    }
 
 
 def catch_up(store: str, count: int, repeat: int, tmp: Path) -> dict[str, Any]:
@@ -243,6 +282,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         child(argv[1], argv[2])
         return 0
+    if argv[:1] == ["--memory-child"]:
+        memory_child(argv[1], int(argv[2]))
+        return 0
     parser = argparse.ArgumentParser(
         prog="scripts/bench/charts",
         description=__doc__,
@@ -254,7 +296,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--customers", type=int, default=100_000, help="series rows (100,000)")
     parser.add_argument("--reads", type=int, default=400, help="timed series reads (400)")
     parser.add_argument("--quick", action="store_true", help="2,000 facts, 1 turn, 5,000 customers")
-    parser.add_argument("--parts", default="catch-up,series", help="catch-up,series (both)")
+    parser.add_argument(
+        "--parts", default="memory,catch-up,series", help="memory,catch-up,series (all)"
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     if args.quick:
@@ -265,6 +309,13 @@ def main(argv: list[str]) -> int:
         print(started, file=sys.stderr)
         return 1
     results: dict[str, Any] = {"catch_up": [], "series": []}
+    if "memory" in args.parts:
+        row = results["memory"] = in_memory(args.facts, args.repeat)
+        print(
+            f"in memory  fold of {row['facts']} facts: CPU a fact {row['cpu_us_with']} vs "
+            f"{row['cpu_us_without']} µs {row['cpu_pairs']} (+{row['cpu_added_pct']} %)",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         for store in names if "catch-up" in args.parts else []:
             row = catch_up(store, args.facts, args.repeat, Path(tmp))
