@@ -85,7 +85,7 @@ class Batch:
             if key not in self._before:
                 self._before[key] = self.rows.get(PURCHASES, app_id, p.key)
         self.rows.put(PURCHASES, app_id, p.key, p)
-        self.charted.add(key)
+        self.charted.add((app_id, p.key))
         owner = self.customer_of(app_id, p.owner)
         if owner is not None:
             self.touched.add((app_id, owner.id))
