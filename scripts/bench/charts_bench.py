@@ -127,7 +127,7 @@ def catch_up(store: str, count: int, repeat: int, tmp: Path) -> dict[str, Any]:
 def synthetic(n: int, rng: random.Random) -> Any:
     """One customer's purchase as the fold would chart it (rows, not facts)."""
     from projections.model import ChartCustomer, ChartPurchase, Span, Trial, Txn
-    from projections.rules.charts import monthly_milli
+    from projections.rules.chartspans import monthly_milli
 
     start = START + rng.randrange(420 * DAY)
     currency = "eur" if n % 3 == 0 else "usd"

@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from projections.charts import ChartQuery, Drilldown, Series, drilldown, series
+from projections.charts import ChartQuery, Series, series
+from projections.drilldown import Drilldown, drilldown
 from projections.model import CHART_CUSTOMERS, CHART_DAYS, CHART_PURCHASES
 from projections.reader import Reader
 from projections.storage.db import Cursor

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.chartreads import decode
-from projections.charts import CHARTS, ChartQuery, drilldown, series
+from projections.charts import CHARTS, ChartQuery, series
+from projections.drilldown import drilldown
 from projections.model import CHART_CUSTOMERS, CHART_DAYS, CHART_PURCHASES, ChartDay
 from projections.storage.memory import MemoryTables
 from subledger.cli.chartcommands import series_text

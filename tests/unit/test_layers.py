@@ -58,6 +58,7 @@ PROJECTION_LAYERS = (
         "projections.history",
         "projections.deliveries",
         "projections.charts",
+        "projections.drilldown",
         "projections.chartreads",
     ),
 )

@@ -18,11 +18,11 @@ from projections.model import (
 )
 from projections.rules.charts import (
     Contribution,
-    chart_purchase,
     customer_chart,
     customer_contribution,
     purchase_contribution,
 )
+from projections.rules.chartspans import chart_purchase
 
 
 def refresh(b: Batch) -> None:

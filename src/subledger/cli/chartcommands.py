@@ -15,10 +15,10 @@ from projections.charts import (
     RESOLUTIONS,
     ChartInputError,
     ChartQuery,
-    Drilldown,
     Series,
     parse_bucket,
 )
+from projections.drilldown import Drilldown
 from projections.reader import Reader
 from subledger.cli.output import add_json_flag, emit, fail
 from subledger.ledger import Ledger, UnknownAppError

@@ -12,7 +12,8 @@ from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from projections.chartreads import chart_drilldown, chart_series
-from projections.charts import CHARTS, ChartInputError, ChartQuery, Drilldown, Series
+from projections.charts import CHARTS, ChartInputError, ChartQuery, Series
+from projections.drilldown import Drilldown
 from subledger.codes import Code
 from subledger.http.errors import ApiError
 from subledger.http.guards import Caller, api_key, secret_key
