@@ -208,8 +208,6 @@ def test_charts_pickers_and_deliveries_resend(page: Any, world: World) -> None:
 def test_a_chart_bar_drills_down_to_its_purchase_and_facts(page: Any, world: World) -> None:
     sign_in(page, world.mine.secret_key)
     page.goto("/console/charts?name=active_subscriptions&resolution=day")
-    if page.locator(".notice").count():
-        pytest.skip("SKIPPED: the charts read model (SPEC 11) is not in this build")
     page.locator("ol.bars a").last.click()
     drill = page.locator("#drill")
     assert "What " in drill.inner_text()

@@ -240,3 +240,8 @@ def test_search_customer_as_of_purchase_and_chart_pages(h: Harness) -> None:
     page = h.client.get("/console/charts?name=mrr&resolution=month").text
     assert '<option value="mrr" selected>' in page
     assert '<option value="month" selected>' in page
+    page = h.client.get("/console/charts?name=active_subscriptions").text
+    drill = re.findall(r'href="([^"]*bucket=[^"#]*)#drill"', page)
+    assert len(drill) == 2 * 30  # a bar and a table row for each of the 30 days
+    counted = h.client.get(html.unescape(drill[-1])).text
+    assert 'href="/console/purchases/sub_Test0001"' in counted.split('id="drill"')[1]

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from projections.fold import claims, customers, deliveries, notifications, outbound, settings
+from projections.fold import (
+    charts,
+    claims,
+    customers,
+    deliveries,
+    notifications,
+    outbound,
+    settings,
+)
 from projections.fold.context import Context, Rows
 from projections.fold.state import Batch
 from projections.model import UNPROJECTABLE, HistoryEntry, HistoryPart, Unprojectable
@@ -89,6 +97,7 @@ def fold_facts(rows: Rows, facts: Iterable[Folded]) -> None:
     b = Batch(rows)
     for position, record, obj in facts:
         apply(b, position, record, obj)
+    charts.refresh(b)
     b.finish()
 
 

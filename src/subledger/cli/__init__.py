@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from subledger.cli import (
     appcommands,
     auditcommands,
+    chartcommands,
     consolecommands,
     integrationcommands,
     output,
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     apps = appcommands.register(commands)
     auditcommands.register(commands)
     integrationcommands.register(commands, apps)
+    chartcommands.register(commands)
     consolecommands.register(commands)
     return parser
 

@@ -13,6 +13,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware._internal.cors import CORSMiddleware
 
 from subledger.http.bodies import StorableJsonRequest
+from subledger.http.charts import get_chart, get_chart_bucket
 from subledger.http.console import Console, console_router, template_config
 from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
@@ -72,6 +73,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
             receive_stripe_webhook,
             public_routes(settings),
             get_history,
+            get_chart,
+            get_chart_bucket,
             console_router(),
         ],
         dependencies={
