@@ -16,6 +16,7 @@ postgresql://postgres@127.0.0.1:5432/test.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,8 @@ from benchlib import console, run, stores  # noqa: E402
 from subledger.http.console.pages import PAGE_SIZE  # noqa: E402
 from tests.serverprocess import start_server  # noqa: E402
 
+TODAY = dt.datetime.now(dt.UTC).date().isoformat()
+
 
 def pages(positions: list[int]) -> list[tuple[str, str]]:
     """(name, path) of every page; the as-of page at the middle entry of the timeline."""
@@ -42,7 +45,8 @@ def pages(positions: list[int]) -> list[tuple[str, str]]:
         ("customer, as of an entry", f"/console/customers/{user}?page={page}&at={middle}"),
         ("purchase (snapshots in merge order)", f"/console/purchases/{sub}"),
         ("deliveries (200 of them)", "/console/deliveries"),
-        ("charts (shell)", "/console/charts"),
+        ("charts (30 days by day)", "/console/charts"),
+        ("charts: a bucket's drill-down", "/console/charts?bucket=" + TODAY),
     ]
 
 
@@ -63,6 +67,8 @@ def measure(store: str, count: int, repeat: int, tmp: Path) -> dict[str, Any]:
             }
             console.sign_in(client, secret)
             positions = [e["position"] for e in client.get(history, headers=auth).json()["history"]]
+            found = client.get(f"/console/?q={console.CUSTOMER}").text
+            assert f"/console/purchases/{console.SUB}" in found, "the search found nothing"
             shown = {}
             for name, path in pages(positions):
                 shown[name] = console.timed(client, path, repeat)
