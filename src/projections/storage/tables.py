@@ -13,6 +13,7 @@ from projections.model import (
     APPS,
     CUSTOMERS,
     DELIVERIES,
+    DOCUMENT_VERSIONS,
     DOCUMENTS,
     HISTORY,
     HISTORY_SUBJECTS,
@@ -23,6 +24,7 @@ from projections.model import (
     PURCHASES,
     TOKENS,
     UNPROJECTABLE,
+    USER_VERSIONS,
     USERS,
     AppState,
     Customer,
@@ -52,6 +54,13 @@ def _state(name: str, projection: str) -> Table:
     return Table(name, projection, ("app_id", "id"))
 
 
+def _versions(name: str, projection: str, subject: str, value: str) -> Table:
+    """As of any moment (SPEC 12): `subject`'s value after each fact that changed it; the
+    fact's receive time is a key column too, so a time finds its versions by index."""
+    numbers = ("position", "received_at_ms")
+    return Table(name, projection, ("app_id", subject, *numbers), numbers, value)
+
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -75,6 +84,8 @@ TABLES: dict[str, Table] = {
             ("position",),
             "parts",
         ),
+        _versions(USER_VERSIONS, "ownership", "app_user_id", "customer"),
+        _versions(DOCUMENT_VERSIONS, "customers", "customer", "document"),
     )
 }
 # State tables and the type of their rows (history is written, never read back, by the fold).
