@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -19,15 +19,24 @@ from projections.reader import Reader
 from projections.rules.dates import iso
 from projections.rules.documents import empty_subscriber
 from subledger.ledger import Ledger
-from subledger.storable import INT64_MAX
 
-_DIGITS = re.compile(r"[0-9]{1,19}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DIGITS = re.compile(r"[1-9][0-9]{0,18}")
+# RFC 3339's date-time (OpenAPI's `format: date-time`): its offset is required.
+_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_EPOCH = datetime(1970, 1, 1)
 _LOOK_BACK = 64  # positions searched backwards for a fact's time (PostgreSQL leaves gaps)
 
 
 class AsOfError(ValueError):
-    """An `as_of` that names no moment of the projected log (400/8120)."""
+    """An `as_of` that is neither a log position nor an RFC 3339 time (400/8120)."""
+
+
+class AsOfNotReachedError(AsOfError):
+    """A moment the projected log has not reached: a later position, a future time
+    (404/8121)."""
 
 
 class AsOf(msgspec.Struct, frozen=True):
@@ -39,22 +48,29 @@ class AsOf(msgspec.Struct, frozen=True):
 
 
 def parse(text: str) -> tuple[int | None, int | None]:
-    """(position, None) for digits, (None, Unix ms) for an ISO 8601 time with its offset."""
-    text = text.strip()
+    """(position, None) for a positive integer, (None, Unix ms) for an RFC 3339 time."""
     if _DIGITS.fullmatch(text):
-        position = int(text)
-        if not 1 <= position <= INT64_MAX:
-            raise AsOfError(f"as_of position {text} is not a log position (1 or more)")
-        return position, None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return int(text), None
+    found = _TIME.fullmatch(text)
+    if found is None:
         raise AsOfError(
-            f"as_of {text[:40]!r} is neither a log position nor an ISO 8601 time"
-        ) from None
-    if moment.tzinfo is None:
-        raise AsOfError("as_of time needs its UTC offset (e.g. 2026-10-01T00:00:00Z)")
-    return None, (moment - _EPOCH) // timedelta(milliseconds=1)
+            f"as_of {text[:40]!r} is neither a log position (1 or more) nor an ISO 8601 "
+            "time with its offset (e.g. 2026-10-01T00:00:00Z)"
+        )
+    year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
+    try:  # a leap second (:60) is the second before the next minute
+        wall = datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError as error:
+        raise AsOfError(f"as_of {text[:40]!r} is no date: {error}") from None
+    fraction = int((found.group(7) or ".0")[1:4].ljust(3, "0"))
+    offset_min = 0
+    if found.group(9):
+        hours, minutes = int(found.group(10)), int(found.group(11))
+        if hours > 23 or minutes > 59:
+            raise AsOfError(f"as_of {text[:40]!r} has no such UTC offset")
+        offset_min = (hours * 60 + minutes) * (1 if found.group(9) == "+" else -1)
+    local_ms = (wall - _EPOCH) // timedelta(milliseconds=1) + fraction
+    return None, local_ms - offset_min * 60_000
 
 
 def resolve(text: str, ledger: Ledger, reader: Reader, now_ms: int | None = None) -> AsOf:
@@ -63,12 +79,14 @@ def resolve(text: str, ledger: Ledger, reader: Reader, now_ms: int | None = None
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     if time_ms is not None:
         if time_ms > now_ms:
-            raise AsOfError(f"as_of {text.strip()} is in the future")
+            raise AsOfNotReachedError(f"as_of {text} is in the future")
         return AsOf(position=None, time_ms=time_ms, at_ms=time_ms)
     assert position is not None
     projected = reader.position()
     if position > projected:
-        raise AsOfError(f"as_of position {position} is past the projected log (at {projected})")
+        raise AsOfNotReachedError(
+            f"as_of position {position} is past the projected log (at {projected})"
+        )
     return AsOf(position=position, time_ms=None, at_ms=received_at(ledger, position))
 
 

@@ -29,6 +29,7 @@ class Code(IntEnum):
     NOT_A_STRIPE_EVENT = 8107
     UNSUPPORTED_EVENT_TYPE = 8108
     INVALID_AS_OF = 8120  # state as of any moment (SPEC 12)
+    AS_OF_NOT_REACHED = 8121
     NO_SUCH_ROUTE = 8404
     METHOD_NOT_ALLOWED = 8405
     INTERNAL = 8500
@@ -57,9 +58,9 @@ CODES: dict[Code, tuple[int, str]] = {
     Code.UNSUPPORTED_EVENT_TYPE: (400, "event type outside the six supported ones"),
     Code.INVALID_AS_OF: (
         400,
-        "`as_of` is neither a log position nor an ISO 8601 time with offset, is in the "
-        "future, or is past the projected log",
+        "`as_of` is neither a log position nor an ISO 8601 (RFC 3339) time with its offset",
     ),
+    Code.AS_OF_NOT_REACHED: (404, "`as_of` is a future time, or a position past the projected log"),
     Code.NO_SUCH_ROUTE: (404, "no such route"),
     Code.METHOD_NOT_ALLOWED: (405, "method not allowed (`Allow` lists the route's methods)"),
     Code.INTERNAL: (500, "internal error"),

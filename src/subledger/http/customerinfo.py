@@ -23,11 +23,13 @@ async def customer_info_as_of(
     service: Service, caller: Caller, app_user_id: str, as_of: str
 ) -> CustomerInfoAnswer:
     """The document as the projection held it at `as_of`, dated then (SPEC 12): secret key
-    only (403/7244), and 400/8120 for a moment that is not one of the projected log."""
+    only (403/7244); 400/8120 for what names no moment, 404/8121 for one not reached yet."""
     if not caller.is_secret:
         raise ApiError(Code.SECRET_KEY_NEEDED, "as_of needs the app's secret key")
     try:
         at = await service.read(asof.resolve, as_of, service.ledger, service.reader)
+    except asof.AsOfNotReachedError as error:
+        raise ApiError(Code.AS_OF_NOT_REACHED, str(error)) from None
     except asof.AsOfError as error:
         raise ApiError(Code.INVALID_AS_OF, str(error)) from None
     request_date, request_ms, raw = await service.read(

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import Example, OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import JSONBody, QueryParameter
 
 from subledger.attributes import split_valid
@@ -26,14 +26,21 @@ ID_ERRORS = (Code.EMPTY_APP_USER_ID, Code.INVALID_APP_USER_ID, Code.INVALID_API_
 AsOfQuery = Annotated[
     str | None,
     QueryParameter(
-        query="as_of",
+        name="as_of",
         description=(
             "the document as it was at this point of the log (SPEC 12), secret key only: a "
             "log position (1 or more, as `subledger events` lists them) or an ISO 8601 time "
             "with its offset (the last fact received at or before it); dates are judged "
             "at that moment"
         ),
-        examples=[Example(value="2026-10-01T00:00:00Z"), Example(value="1024")],
+        examples=[Example(value="2026-10-01T00:00:00Z"), Example(value="1")],
+        # What `subledger.asof.parse` reads: a position, or an RFC 3339 date-time.
+        schema_extra={
+            "anyOf": [
+                Schema(type=OpenAPIType.STRING, pattern="^[1-9][0-9]{0,18}$"),
+                Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+            ]
+        },
     ),
 ]
 
@@ -45,7 +52,9 @@ AsOfQuery = Annotated[
     summary="The customer document of an App User ID (empty for an unknown id), now or as_of",
     guards=[api_key, path_app_user_id],
     security=BEARER,
-    responses=customer_info_or(*ID_ERRORS, Code.SECRET_KEY_NEEDED, Code.INVALID_AS_OF),
+    responses=customer_info_or(
+        *ID_ERRORS, Code.SECRET_KEY_NEEDED, Code.INVALID_AS_OF, Code.AS_OF_NOT_REACHED
+    ),
 )
 async def get_subscriber(
     app_user_id: AppUserIdPath,
