@@ -137,6 +137,17 @@ def reads(server: Server, key: str, kinds: dict[str, list[str]], repeat: int) ->
     return found
 
 
+def served_reads(url: str, tmp: Path, kinds: dict[str, list[str]], repeat: int) -> dict[str, Any]:
+    """`reads` against a fresh `subledger serve` on a quiet store, with the app's secret key."""
+    _, key = keys_of(url)
+    stores.quiet(url)
+    server = serve(url, tmp)
+    try:
+        return reads(server, key, kinds, repeat)
+    finally:
+        server.stop()
+
+
 def user_path(user: str, as_of: str | None = None) -> str:
     path = f"/v1/subscribers/{quote(user, safe='')}"
     return path if as_of is None else f"{path}?as_of={quote(as_of, safe='')}"
@@ -158,6 +169,7 @@ def part_a(store: str, count: int, requests: int, repeat: int, tmp: Path) -> dic
         first, last = query(
             url, "SELECT min(received_at_ms), max(received_at_ms) FROM sl_document_versions"
         )[0]
+        last = min(last, time.time_ns() // 1_000_000)  # generated receive times run ahead
         top = query(url, "SELECT max(position) FROM sl_document_versions")[0][0]
         template = query(
             url,
@@ -165,7 +177,6 @@ def part_a(store: str, count: int, requests: int, repeat: int, tmp: Path) -> dic
             "ORDER BY length(document) DESC LIMIT 1",
         )[0]
         found["template"] = {"customer": template[0], "document": str(template[1])}
-        _, key = keys_of(url)
         rng = random.Random(3)
         picks = [rng.choice(users) for _ in range(requests)]
         kinds = {
@@ -173,12 +184,7 @@ def part_a(store: str, count: int, requests: int, repeat: int, tmp: Path) -> dic
             "as_of_position": [user_path(u, str(rng.randint(1, top))) for u in picks],
             "as_of_time": [user_path(u, iso_ms(rng.randint(first, last))) for u in picks],
         }
-        stores.quiet(url)
-        server = serve(url, tmp)
-        try:
-            found["reads"] = reads(server, key, kinds, repeat)
-        finally:
-            server.stop()
+        found["reads"] = served_reads(url, tmp, kinds, repeat)
         return found
     finally:
         stores.drop(url)
@@ -266,7 +272,6 @@ def part_b(
             "fill_s": round(filled, 1),
             "sizes": sizes(url),
         }
-        _, key = keys_of(url)
         rng = random.Random(5)
         picks = [f"u{rng.randrange(customers)}" for _ in range(requests)]
         last = 10 + customers * versions
@@ -276,12 +281,7 @@ def part_b(
                 user_path(u, iso_ms(T0_MS + rng.randint(10, last) * 1000)) for u in picks
             ],
         }
-        stores.quiet(url)
-        server = serve(url, tmp)
-        try:
-            found["reads"] = reads(server, key, kinds, repeat)
-        finally:
-            server.stop()
+        found["reads"] = served_reads(url, tmp, kinds, repeat)
         return found
     finally:
         stores.drop(url)
@@ -331,7 +331,7 @@ def main(argv: list[str]) -> int:
     if args.quick:
         args.facts, args.customers, args.requests, args.repeat = 2000, 2000, 200, 1
     names = args.stores.split(",")
-    begun = run.begin("scripts/bench/asof", argv, names)
+    begun = run.begin("asof", argv, names)
     if isinstance(begun, str):
         print(begun, file=sys.stderr)
         return 1
