@@ -56,6 +56,7 @@ def context(position: int, record: Any) -> Context:
 def apply(b: Batch, position: int, record: Any, obj: Any = None) -> None:
     """Fold one fact; `obj` is its Stripe object when the caller decoded it already."""
     ctx = context(position, record)
+    b.start_fact(ctx.app_id)
     match record:
         case NotificationReceived():
             notifications.notification(b, ctx, record, obj)

@@ -42,10 +42,15 @@ class Batch:
         self._parts: list[HistoryPart] = []  # the current fact's
         self._subjects: dict[str, list[int]] = {}  # subject → indexes of its parts
         # Purchases the current fact saved, as they were before it (outbound events are
-        # what changed between the two, SPEC 10).
+        # what changed between the two, SPEC 10); kept only while `watching`: the fact's app
+        # has integrations (the others pay nothing for outbound).
         self._before: dict[tuple[str, str], Purchase | None] = {}
+        self.watching = False
         # App User IDs whose customer the current fact changed (SPEC 12: as of any moment).
         self._moved: dict[tuple[str, str], str | None] = {}
+
+    def start_fact(self, app_id: str) -> None:
+        self.watching = bool(self.app(app_id).integrations)
 
     # --- rows --------------------------------------------------------------------------
 
@@ -77,9 +82,10 @@ class Batch:
         return found or Payments()
 
     def save_purchase(self, app_id: str, p: Purchase) -> None:
-        key = (app_id, p.key)
-        if key not in self._before:
-            self._before[key] = self.rows.get(PURCHASES, app_id, p.key)
+        if self.watching:
+            key = (app_id, p.key)
+            if key not in self._before:
+                self._before[key] = self.rows.get(PURCHASES, app_id, p.key)
         self.rows.put(PURCHASES, app_id, p.key, p)
         owner = self.customer_of(app_id, p.owner)
         if owner is not None:
