@@ -27,7 +27,7 @@ from projections.model import (
     Purchase,
     Transfer,
 )
-from projections.rules.documents import build_subscriber
+from projections.rules.documents import Shown, render_subscriber, shown_purchases
 from projections.rules.subscriptions import subscription_view
 from projections.views import SubscriptionView
 
@@ -48,6 +48,8 @@ class Batch:
         self.watching = False
         # App User IDs whose customer the current fact changed (SPEC 12: as of any moment).
         self._moved: dict[tuple[str, str], str | None] = {}
+        # What each customer's document was last rendered from in this batch.
+        self._rendered: dict[tuple[str, str], tuple[Customer, AppState, Shown]] = {}
 
     def start_fact(self, app_id: str) -> None:
         self.watching = bool(self.app(app_id).integrations)
@@ -198,9 +200,12 @@ class Batch:
                     self.rows.put(DOCUMENTS, app_id, customer_id, None)
                 continue
             owned = [self.purchase(app_id, key) for key in customer.purchases]
-            doc = build_subscriber(
-                customer, [p for p in owned if p], self.app(app_id), self.subscription_view
-            )
+            shown = shown_purchases([p for p in owned if p], self.subscription_view)
+            inputs = (customer, self.app(app_id), shown)
+            if self._rendered.get((app_id, customer_id)) == inputs:
+                continue  # the same customer, settings and purchases shown: the same document
+            self._rendered[(app_id, customer_id)] = inputs
+            doc = render_subscriber(customer, shown, inputs[1])
             if doc != before:
                 self.rows.put(DOCUMENTS, app_id, customer_id, doc)
                 if at is not None:
@@ -211,3 +216,4 @@ class Batch:
         """The end of a batch (every fact rendered its documents as it ended)."""
         self.render(None)
         self._views.clear()
+        self._rendered.clear()
