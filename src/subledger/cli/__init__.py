@@ -26,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     servecommands.register(commands)
-    appcommands.register(commands)
+    apps = appcommands.register(commands)
     auditcommands.register(commands)
-    integrationcommands.register(commands)
+    integrationcommands.register(commands, apps)
     return parser
 
 
