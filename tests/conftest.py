@@ -88,10 +88,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def memory_matches_sql(url: str) -> None:
     """Fold the store's log in memory; when its live projection has caught up with that
     log, every row must be the same bytes (issue 18: one fold, two kinds of storage)."""
-    from projections.memoryfold import fold_entries
     from projections.reader import Reader
     from subledger.ledger import Ledger
-    from tests.memory import sql_rows
+    from tests.memory import fold_entries, sql_rows
 
     database = parse_database_url(url)
     if database.kind == "sqlite" and not Path(database.path).exists():

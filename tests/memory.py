@@ -16,6 +16,7 @@ import msgspec
 from projections.fold.dispatch import Folded, fold_facts
 from projections.fold.notifications import decode_stripe
 from projections.model import DOCUMENTS, HISTORY, HISTORY_SUBJECTS, HistoryEntry
+from projections.runner import fold_log, record_unprojectable
 from projections.storage.db import ViewDb
 from projections.storage.memory import MemoryTables
 from projections.storage.tables import LIVE, TABLES
@@ -23,6 +24,7 @@ from projections.storage.workingset import WorkingSet
 from subledger import apps
 from subledger.integrations import Integration
 from subledger.settings import Database
+from subledger.store import LogEntry
 from tests.samples import PRODUCT
 
 Rows = dict[str, dict[tuple[Any, ...], bytes]]
@@ -35,6 +37,31 @@ def fold_batches(tables: MemoryTables, facts: Sequence[Folded], batch_size: int)
         ws = WorkingSet(tables)
         fold_facts(ws, facts[start : start + batch_size])
         tables.apply(ws.prepare())
+
+
+def fold_entries(entries: Sequence[LogEntry], batch_size: int = 500) -> MemoryTables:
+    """The log folded as the projector folds it: a batch holding a fact the fold cannot
+    apply is applied one fact at a time, and each fact that fails alone is recorded."""
+    tables = MemoryTables()
+    for start in range(0, len(entries), batch_size):
+        batch = entries[start : start + batch_size]
+        try:
+            fold_committed(tables, batch)
+        except Exception:  # noqa: BLE001 - as the projector, fact by fact
+            for entry in batch:
+                try:
+                    fold_committed(tables, [entry])
+                except Exception as error:  # noqa: BLE001
+                    ws = WorkingSet(tables)
+                    record_unprojectable(ws, entry, error)
+                    tables.apply(ws.prepare())
+    return tables
+
+
+def fold_committed(tables: MemoryTables, entries: Sequence[LogEntry]) -> None:
+    ws = WorkingSet(tables)
+    fold_log(ws, entries)
+    tables.apply(ws.prepare())
 
 
 def sql_rows(database: Database, prefix: str = LIVE) -> Rows:

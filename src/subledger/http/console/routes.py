@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from subledger.facts import RedeliveryRequested, new_id
 from subledger.http.console import pages
-from subledger.http.console.asof import AsOfUnavailableError, as_of_source, as_of_view
+from subledger.http.console.asof import as_of_view
 from subledger.http.console.charts import chart_page, chart_query
 from subledger.http.console.guard import (
     Console,
@@ -157,31 +157,22 @@ class ConsoleController(Controller):
         )
         if not shown:
             raise PageError(404, f"no customer {app_user_id!r} in this app")
-        as_of, unavailable = None, None
+        as_of = None
         if at is not None:
             positions = shown["positions"]
             if at not in positions:
                 raise PageError(404, f"position {at} is not in this customer's timeline")
             index = positions.index(at)
             before = positions[index - 1] if index else 0
-            try:
-                as_of = await service.read(
-                    as_of_view,
-                    as_of_source(service.reader, service.ledger),
-                    caller.app_id,
-                    app_user_id,
-                    before,
-                    at,
-                )
-            except AsOfUnavailableError as error:
-                unavailable = str(error)
+            as_of = await service.read(
+                as_of_view, service.reader, caller.app_id, app_user_id, before, at
+            )
         return _page(
             "customer.html",
             caller,
             app_user_id=app_user_id,
             at=at,
             as_of=as_of,
-            unavailable=unavailable,
             **shown,
         )
 
