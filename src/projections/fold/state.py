@@ -199,9 +199,8 @@ class Batch:
         self._moved.clear()
         for app_id, customer_id in sorted(self.touched):
             customer = self.customer(app_id, customer_id)
-            before = self.rows.get(DOCUMENTS, app_id, customer_id)
             if customer is None:
-                if before is not None:
+                if self.rows.get(DOCUMENTS, app_id, customer_id) is not None:
                     self.rows.put(DOCUMENTS, app_id, customer_id, None)
                 continue
             owned = [self.purchase(app_id, key) for key in customer.purchases]
@@ -211,7 +210,7 @@ class Batch:
                 continue  # the same customer, settings and purchases shown: the same document
             self._rendered[(app_id, customer_id)] = inputs
             doc = render_subscriber(customer, shown, inputs[1])
-            if doc != before:
+            if doc != self.rows.get(DOCUMENTS, app_id, customer_id):
                 self.rows.put(DOCUMENTS, app_id, customer_id, doc)
                 if at is not None:
                     self.rows.append(DOCUMENT_VERSIONS, (app_id, customer_id, *at), doc)
