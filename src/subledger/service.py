@@ -48,12 +48,14 @@ class ProjectionLaggingError(RuntimeError):
 class Service:
     """Ledger, app registry, ingest group committer, read models and (optionally) projector."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, worker: bool = False) -> None:
+        """`worker`: one of `serve --workers N`'s HTTP processes; the supervising parent runs
+        the one projector and the one deliverer, so this process runs neither."""
         self.settings = settings
         self.sealer = Sealer(settings.secrets_key)
         self.ledger = Ledger(settings.database, sealer=self.sealer)
         self.registry = AppRegistry(self.ledger, self.sealer)
-        mode = settings.projector_mode
+        mode = "external" if worker else settings.projector_mode
         self.projector = Projector(self.ledger) if mode == "thread" else None
         self.child = ChildProjector(settings) if mode == "process" else None
         self.reader = Reader(settings.database)
@@ -74,7 +76,7 @@ class Service:
         # lease in the store keeps one sender at a time across processes.
         self.deliverer = (
             Deliverer(self.ledger, self.reader, self.registry, settings, appended=self.appended)
-            if settings.delivery == "thread"
+            if settings.delivery == "thread" and not worker
             else None
         )
         self._stop = threading.Event()
