@@ -109,11 +109,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def worker_count(self) -> int:
         """`serve`'s HTTP worker processes: SUBLEDGER_WORKERS, else one per core this process
-        may run on with PostgreSQL and one with SQLite (one writer at a time: more workers
-        only queue on its lock, docs/decisions.md "Several HTTP workers")."""
+        may run on with PostgreSQL, and one with SQLite (docs/decisions.md "Several HTTP
+        workers") or with SUBLEDGER_PROJECTOR=thread (a projector inside the one process)."""
         if self.workers:
             return self.workers
-        return 1 if self.database.kind == "sqlite" else usable_cores()
+        if self.database.kind == "sqlite" or self.projector == "thread":  # one process asked
+            return 1
+        return usable_cores()
 
     def with_database(self, url: str, schema: str = "") -> Settings:
         return msgspec.structs.replace(self, database=parse_database_url(url, schema))

@@ -176,7 +176,14 @@ def reserve_port(host: str, port: int, *, listen: bool = False) -> socket.socket
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """`serve --workers N`: supervise N HTTP workers on one port, the projector and the
     deliverer (one process each); any of them that dies is started again."""
-    if settings.projector_mode == "thread":  # no HTTP process to hold the thread: one child
+    if settings.projector == "thread":
+        return fail(
+            args,
+            "a projector thread runs inside the one HTTP process: use --workers 1 "
+            "or SUBLEDGER_PROJECTOR=process",
+            code=2,
+        )
+    if settings.projector_mode == "thread":  # auto on SQLite: one child, no process to hold it
         settings = msgspec.structs.replace(settings, projector="process")
     try:
         Ledger(settings.database).close()  # the schema made once, before N processes race
