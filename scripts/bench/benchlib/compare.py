@@ -98,8 +98,10 @@ def select_fold(rev: str | None, tmp: Path) -> None:
             os.environ[name] = value
 
 
-def instructions(code: Path, url: str, kind: str) -> int:
-    callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+def instructions(code: Path, url: str, kind: str, out: str = "/dev/null") -> int:
+    """Instructions of one child run under callgrind; `out`: where callgrind writes its
+    profile (SUBLEDGER_BENCH_CALLGRIND_DIR keeps them, for `callgrind_annotate`)."""
+    callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     done = subprocess.run(
         [*callgrind, *catchup.child_argv(kind, url, str(code))],
         env=catchup.child_env(),
@@ -121,7 +123,9 @@ def count_instructions(revs: list[str], url: str, facts: int, tmp: Path) -> list
     for rev in revs:
         code = export(rev, tmp)
         select_fold(rev, tmp)
-        work = instructions(code, url, "fresh-catchup") - instructions(code, url, "reset")
+        keep = os.environ.get("SUBLEDGER_BENCH_CALLGRIND_DIR")
+        out = os.path.join(keep, f"{_safe(rev)}.callgrind") if keep else "/dev/null"
+        work = instructions(code, url, "fresh-catchup", out) - instructions(code, url, "reset")
         lines.append(f"{rev:<18} {work / facts:,.0f} instructions a fact (callgrind)")
         print(lines[-1], flush=True)
     return lines
