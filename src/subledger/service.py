@@ -41,6 +41,65 @@ def lacks_product(purchase: Purchase) -> bool:
     return purchase.kind == "one_time" and session is not None and session.product is None
 
 
+class PositionWatch:
+    """Waits for the projection's position in another process: one thread polls the
+    tracking table while anyone waits and wakes every waiter it satisfies. A poll per
+    waiter (2 → 50 ms back-off each) made 64 waiting receipts 64 pollers; at a few hundred
+    receipts a second that polling took most of a worker's CPU (issue 21's benchmark)."""
+
+    PAUSE_S = (0.003, 0.025)  # between polls: at first and after nothing changed for a while
+
+    def __init__(self, read_position: Callable[[], int], on_error: Callable[[], None]) -> None:
+        self._read_position = read_position
+        self._on_error = on_error
+        self._changed = threading.Condition()
+        self._known = 0
+        self._waiting = 0
+        self._poller: threading.Thread | None = None
+
+    def wait_for(self, position: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            if self._known >= position:
+                return True
+            self._waiting += 1
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll, name="position", daemon=True)
+                self._poller.start()
+            self._changed.notify_all()  # the poller may be idle
+            try:
+                while self._known < position:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._changed.wait(remaining)
+                return True
+            finally:
+                self._waiting -= 1
+
+    def _poll(self) -> None:
+        pause, failing = self.PAUSE_S[0], False
+        while True:
+            with self._changed:
+                while not self._waiting:
+                    self._changed.wait()
+            try:
+                position, failing = self._read_position(), False
+            except Exception as error:  # noqa: BLE001 - waiters time out; polling goes on
+                if not failing:  # once an outage, not every poll
+                    log.warning("projection position unreadable: %s", error)
+                self._on_error()
+                position, failing = 0, True
+            with self._changed:
+                if position > self._known:
+                    self._known = position
+                    self._changed.notify_all()
+                    pause = self.PAUSE_S[0]
+                else:
+                    pause = min(pause * 2, self.PAUSE_S[1])
+            time.sleep(pause)
+
+
 class ProjectionLaggingError(RuntimeError):
     """Stored, but the projection did not apply it within SUBLEDGER_PROJECTION_WAIT_S."""
 
@@ -59,6 +118,7 @@ class Service:
         self.projector = Projector(self.ledger) if mode == "thread" else None
         self.child = ChildProjector(settings) if mode == "process" else None
         self.reader = Reader(settings.database)
+        self.watch = PositionWatch(self.reader.position, self.reader.db.discard)
         # Ingest does not wake the projector: under load it would run one tiny batch per
         # commit; its 25 ms poll gathers them (readers that wait wake it themselves).
         self.committer = GroupCommitter(
@@ -159,14 +219,7 @@ class Service:
         """Read-your-writes: has the projection applied `position`?"""
         if self.projector is not None:
             return self.projector.wait_for(position, timeout_s)
-        deadline = time.monotonic() + timeout_s
-        pause = 0.002
-        while self.reader.position() < position:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-        return True
+        return self.watch.wait_for(position, timeout_s)
 
     async def wait_projected_async(self, position: int, timeout_s: float) -> bool:
         """`wait_projected` on threads of its own, WAIT_SLOTS at most: waiting receipts used
