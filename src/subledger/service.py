@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -54,6 +55,7 @@ class PositionWatch:
         self._on_error = on_error
         self._changed = threading.Condition()
         self._known = 0
+        self._failures = 0  # polls that failed: a waiter fails on one made while it waits
         self._waiting = 0
         self._poller: threading.Thread | None = None
 
@@ -63,12 +65,15 @@ class PositionWatch:
             if self._known >= position:
                 return True
             self._waiting += 1
+            failures = self._failures
             if self._poller is None:
                 self._poller = threading.Thread(target=self._poll, name="position", daemon=True)
                 self._poller.start()
             self._changed.notify_all()  # the poller may be idle
             try:
                 while self._known < position:
+                    if self._failures != failures:  # as a read of the store would: 503
+                        raise StoreUnavailableError("the projection's position is unreadable")
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
@@ -91,6 +96,9 @@ class PositionWatch:
                 self._on_error()
                 position, failing = 0, True
             with self._changed:
+                if failing:
+                    self._failures += 1
+                    self._changed.notify_all()
                 if position > self._known:
                     self._known = position
                     self._changed.notify_all()
@@ -195,8 +203,15 @@ class Service:
             raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
 
     async def record_and_wait(self, *facts: Fact) -> int:
-        """Append, then wait until the projection has applied it (read-your-writes)."""
-        position = await anyio.to_thread.run_sync(functools.partial(self.ledger.record, *facts))
+        """Append (in one transaction, grouped with whatever else is being committed), then
+        wait until the projection has applied it (read-your-writes)."""
+        try:  # at most the store timeout, like a webhook: then 503, the store is down
+            async with asyncio.timeout(self.settings.store_timeout_s):
+                positions = await self.committer.submit_all(facts)
+        except TimeoutError:
+            raise StoreUnavailableError("the store did not confirm in time; retry") from None
+        # The facts have random ids: none was stored before (None would mean it was).
+        position = max((p for p in positions if p is not None), default=0)
         self.appended()
         if not await self.wait_projected_async(position, self.settings.projection_wait_s):
             raise ProjectionLaggingError(

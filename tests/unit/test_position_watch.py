@@ -6,7 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from subledger.service import PositionWatch
+from subledger.store import StoreUnavailableError
 
 
 def test_one_poller_wakes_every_waiter_it_satisfies_and_times_out_the_rest() -> None:
@@ -38,7 +41,7 @@ def test_one_poller_wakes_every_waiter_it_satisfies_and_times_out_the_rest() -> 
     assert watch.wait_for(40, 0)  # already known: no read, no wait
 
 
-def test_a_failing_read_lets_waiters_time_out_and_polling_recover() -> None:
+def test_a_failing_read_fails_the_waiters_and_polling_recovers() -> None:
     state = {"fail": True, "position": 5}
     discarded = []
 
@@ -48,7 +51,8 @@ def test_a_failing_read_lets_waiters_time_out_and_polling_recover() -> None:
         return state["position"]
 
     watch = PositionWatch(read_position, lambda: discarded.append(1))
-    assert not watch.wait_for(5, 0.2)
+    with pytest.raises(StoreUnavailableError):  # 503 at once, as a failed read answers
+        watch.wait_for(5, 2.0)
     assert discarded
     state["fail"] = False
     assert watch.wait_for(5, 2.0)
