@@ -27,12 +27,13 @@ class Received:
 
 class Receiver:
     """`answers[path]`: statuses to give in turn (then 200); `delays[path]`: seconds to wait
-    before answering."""
+    before answering; `pauses[path]`: seconds to wait, request by request (then `delays`)."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.answers: dict[str, list[int]] = {}
         self.delays: dict[str, float] = {}
+        self.pauses: dict[str, list[float]] = {}
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -69,7 +70,10 @@ def running_receiver() -> Iterator[Receiver]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             with receiver.lock:
                 receiver.received.append(Received(self.path, headers, body))
-            time.sleep(receiver.delays.get(self.path, 0.0))
+            with receiver.lock:
+                pauses = receiver.pauses.get(self.path)
+                pause = pauses.pop(0) if pauses else receiver.delays.get(self.path, 0.0)
+            time.sleep(pause)
             status = receiver.answer(self.path)
             try:
                 self.send_response(status)

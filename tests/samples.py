@@ -97,8 +97,10 @@ def subscription_event(
     ended_at: int | None = None,
     product: str = PRODUCT,
     legacy: bool = False,
+    price: dict[str, Any] | None = None,
 ) -> bytes:
-    """A subscription notification; `legacy` puts the period on the subscription (pre-2025-03-31)."""
+    """A subscription notification; `legacy` puts the period on the subscription (pre-2025-03-31);
+    `price` replaces fields of the item's price (unit_amount, currency, recurring)."""
     obj = _template(2)
     item = obj["items"]["data"][0]
     obj.update(
@@ -115,6 +117,9 @@ def subscription_event(
         created=period[0] if start_date is None else start_date,
     )
     item["price"]["product"] = item["plan"]["product"] = product
+    if price:
+        item["price"].update(price)
+        obj["currency"] = item["price"]["currency"]
     item["subscription"] = sub_id
     if legacy:
         del item["current_period_start"], item["current_period_end"]
@@ -180,10 +185,12 @@ def invoice_event(
     period: tuple[int, int],
     attempt_count: int = 1,
     legacy: bool = False,
+    currency: str = "usd",
 ) -> bytes:
     obj = _template(3)
     obj.update(
         id=invoice_id,
+        currency=currency,
         customer=customer,
         status=status,
         amount_paid=amount_paid,

@@ -55,22 +55,60 @@ class DeliveryReader:
 
     def deliveries(
         self,
-        app_id: str,
+        app_id: str | None,
         *,
         integration_id: str | None = None,
         status: str | None = None,
         limit: int = 100,
-    ) -> list[Delivery]:
-        """An app's deliveries, newest event first (read in full: an operator's listing)."""
-        query = f"SELECT state FROM {self.prefix}{DELIVERIES} WHERE app_id = ?"
-        params: list[object] = [app_id]
+    ) -> list[tuple[str, Delivery]]:
+        """(app, delivery) of one app or every app, newest event first (read in full: an
+        operator's listing)."""
+        query = f"SELECT app_id, state FROM {self.prefix}{DELIVERIES} WHERE 1 = 1"
+        params: list[object] = []
+        if app_id is not None:
+            query += " AND app_id = ?"
+            params.append(app_id)
         if integration_id is not None:
             query += " AND id >= ? AND id < ?"
             params += [f"{integration_id}/", f"{integration_id}0"]  # '0' follows '/'
         with self.db.read() as cur:
             cur.execute(self.db.q(query), params)
-            found = [_delivery.decode(row[0]) for row in cur.fetchall()]
+            found = [(str(app), _delivery.decode(state)) for app, state in cur.fetchall()]
         if status is not None:
-            found = [d for d in found if d.status == status]
-        found.sort(key=lambda d: (d.position, d.event, d.integration), reverse=True)
+            found = [(app, d) for app, d in found if d.status == status]
+        found.sort(key=lambda f: (f[1].position, f[1].event, f[1].integration, f[0]), reverse=True)
         return found[:limit] if limit else found
+
+    def of_event(
+        self, event_id: str, integration_id: str | None = None
+    ) -> list[tuple[str, Delivery]]:
+        """Every delivery of one outbound event (to one integration), whatever its app."""
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.q(f"SELECT app_id FROM {self.prefix}{OUTBOUND_EVENTS} WHERE id = ?"),
+                (event_id.upper(),),
+            )
+            apps = [str(row[0]) for row in cur.fetchall()]
+        found = []
+        for app in apps:
+            for _, d in self.deliveries(app, integration_id=integration_id, limit=0):
+                if d.event == event_id.upper():
+                    found.append((app, d))
+        return found
+
+    def backlog(self, now_ms: int) -> dict[str, int]:
+        """For /ready and /metrics: the pending deliveries (the outbox), how many are due
+        now, and the oldest pending age: how long the longest-waiting one has waited since it
+        became due (a first attempt is due at its fact's receive time; 0 when none is due: a
+        delivery waiting for its retry is scheduled, not late)."""
+        due = self.db.dialect.outbox_due("id")
+        with self.db.read() as cur:
+            cur.execute(self.db.q(f"SELECT COUNT(*), MIN({due}) FROM {self.prefix}{OUTBOX}"))
+            pending, earliest = cur.fetchone()
+            cur.execute(
+                self.db.q(f"SELECT COUNT(*) FROM {self.prefix}{OUTBOX} WHERE {due} <= ?"),
+                (f"{now_ms:015d}",),
+            )
+            (due_now,) = cur.fetchone()
+        oldest = max(0, now_ms - int(earliest)) if earliest is not None else 0
+        return {"pending": int(pending), "due": int(due_now), "oldest_pending_age_ms": oldest}

@@ -42,6 +42,10 @@ class SubObs(Row, frozen=True, kw_only=True, array_like=True):
     amount: int | None = None  # the item's price x quantity, minor units (outbound events)
     currency: str | None = None
     cancel_reason: str | None = None  # Stripe's cancellation_details.reason
+    # Charts (SPEC 11): every item's list price x quantity, and the billing interval.
+    items_amount: int | None = None
+    interval: str | None = None
+    interval_count: int | None = None
 
 
 class SessionObs(Row, frozen=True, kw_only=True, array_like=True):
@@ -75,6 +79,7 @@ class InvoiceObs(Row, frozen=True, kw_only=True, array_like=True):
     payment_intent: str | None = None
     charge: str | None = None
     first_failed_at: int | None = None  # earliest snapshot open with a failed attempt
+    currency: str | None = None
 
 
 class ChargeObs(Row, frozen=True, kw_only=True, array_like=True):
@@ -305,6 +310,71 @@ class OutboxEntry(Row, frozen=True, kw_only=True):
     retry: int  # attempts made in this round so far (where the retry schedule stands)
 
 
+# --- charts (SPEC 11) -------------------------------------------------------------------
+
+
+class Span(Row, frozen=True, kw_only=True, array_like=True):
+    """A stretch of a purchase's access: a free trial or a paid subscription, with the MRR
+    it contributes (thousandths of a minor unit a month; 0 for trials) and the log
+    positions of the facts behind it. `end` None: no end known."""
+
+    kind: str  # trial | paid
+    start: int  # Stripe seconds
+    end: int | None
+    positions: tuple[int, ...]
+    mrr: int = 0
+    currency: str | None = None
+    lapsed: bool = False  # paid access that ended with nothing paid right after (churn)
+    resumed: bool = False  # paid access that began after an earlier paid span lapsed
+    cancelled: bool = False  # a trial whose subscriber turned auto-renew off
+
+
+class Txn(Row, frozen=True, kw_only=True, array_like=True):
+    """A paid transaction (an invoice, or a one-time Checkout Session) and the refunds of
+    its charges, which revenue charges back to the transaction's own period."""
+
+    id: str
+    at: int  # when it was paid, Stripe seconds
+    amount: int
+    currency: str | None
+    positions: tuple[int, ...]
+    refunded: int = 0
+    charges: tuple[str, ...] = ()
+
+
+class ChartPurchase(Row, frozen=True, kw_only=True):
+    """What one purchase adds to the charts: a pure function of the purchase's row."""
+
+    key: str
+    spans: tuple[Span, ...] = ()
+    txns: tuple[Txn, ...] = ()
+
+
+class Trial(Row, frozen=True, kw_only=True, array_like=True):
+    """A customer's first trial and where it stands (trial conversion's cohort)."""
+
+    purchase: str
+    end: int | None  # when the trial ends or ended
+    outcome: str  # converted | abandoned | open (pending until `end`, abandoned after)
+    positions: tuple[int, ...]
+
+
+class ChartCustomer(Row, frozen=True, kw_only=True):
+    """What one customer (all its aliases) adds to the charts: when it was first seen, and
+    its first trial."""
+
+    first_seen_ms: int
+    position: int = 0  # where its first App User ID first appeared in the log
+    trial: Trial | None = None
+
+
+class ChartDay(Row, frozen=True, kw_only=True):
+    """One UTC day of one app: every series' change on that day (counters sum the
+    contributions of every purchase and customer; no zero is kept)."""
+
+    values: dict[str, int] = {}
+
+
 # --- tables -----------------------------------------------------------------------------
 
 # The tables the fold reads and writes (storage/tables.py gives each its DDL): every state
@@ -314,6 +384,7 @@ APPS, USERS, CUSTOMERS, TOKENS = "apps", "users", "customers", "tokens"
 DOCUMENTS, UNPROJECTABLE = "documents", "unprojectable"
 HISTORY, HISTORY_SUBJECTS = "history_entries", "history_subjects"
 OUTBOUND_EVENTS, DELIVERIES, OUTBOX = "outbound_events", "deliveries", "outbox"
+CHART_PURCHASES, CHART_CUSTOMERS, CHART_DAYS = "chart_purchases", "chart_customers", "chart_days"
 # Tables earlier releases wrote and a rebuild of their projection drops: `history` held one
 # row per fact and subject (now one entry per fact, above).
 RETIRED = {"history": ("history",)}

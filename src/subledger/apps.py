@@ -106,6 +106,13 @@ class IntegrationRemoved(AppEvent, frozen=True, kw_only=True):
     integration_id: str
 
 
+class IntegrationChanged(AppEvent, frozen=True, kw_only=True):
+    """An integration's URL, Authorization, event types or environment changed: the whole
+    integration as it is from this point of the log on (same id; pending deliveries stay)."""
+
+    integration: Integration
+
+
 APP_EVENT_CLASSES: tuple[type[AppEvent], ...] = (
     AppCreated,
     AppSettingsChanged,
@@ -116,6 +123,7 @@ APP_EVENT_CLASSES: tuple[type[AppEvent], ...] = (
     StripeApiKeySet,
     IntegrationAdded,
     IntegrationRemoved,
+    IntegrationChanged,
 )
 
 
@@ -170,6 +178,9 @@ def evolve(app: App | None, event: AppEvent) -> App:  # noqa: PLR0911 - one case
         case IntegrationAdded(integration=added):
             others = tuple(i for i in app.integrations if i.id != added.id)
             return msgspec.structs.replace(app, integrations=(*others, added))
+        case IntegrationChanged(integration=changed):
+            now = tuple(changed if i.id == changed.id else i for i in app.integrations)
+            return msgspec.structs.replace(app, integrations=now)
         case IntegrationRemoved(integration_id=gone):
             others = tuple(i for i in app.integrations if i.id != gone)
             return msgspec.structs.replace(app, integrations=others)

@@ -28,6 +28,9 @@ class Code(IntEnum):
     SIGNATURE_TOO_OLD = 8106
     NOT_A_STRIPE_EVENT = 8107
     UNSUPPORTED_EVENT_TYPE = 8108
+    UNKNOWN_CHART = 8201
+    UNKNOWN_BUCKET = 8202
+    INVALID_CHART_QUERY = 8203
     NO_SUCH_ROUTE = 8404
     METHOD_NOT_ALLOWED = 8405
     INTERNAL = 8500
@@ -54,6 +57,9 @@ CODES: dict[Code, tuple[int, str]] = {
     Code.SIGNATURE_TOO_OLD: (400, "signature timestamp older than the app's tolerance"),
     Code.NOT_A_STRIPE_EVENT: (400, "body is not a JSON Stripe event subledger can store"),
     Code.UNSUPPORTED_EVENT_TYPE: (400, "event type outside the six supported ones"),
+    Code.UNKNOWN_CHART: (404, "no chart of that name (SPEC 11)"),
+    Code.UNKNOWN_BUCKET: (404, "no bucket of that label (2026-12-07, 2026-W49 or 2026-12)"),
+    Code.INVALID_CHART_QUERY: (400, "a chart's `currency` is not a three-letter code"),
     Code.NO_SUCH_ROUTE: (404, "no such route"),
     Code.METHOD_NOT_ALLOWED: (405, "method not allowed (`Allow` lists the route's methods)"),
     Code.INTERNAL: (500, "internal error"),

@@ -18,13 +18,14 @@ from subledger.apps import App, AppConfig, AppEvent
 from subledger.facts import Fact, NotificationReceived, NotificationRedelivered
 from subledger.integrations import (
     Integration,
+    IntegrationError,
     check_authorization,
     check_environment,
     check_event_types,
     check_url,
     new_integration_id,
 )
-from subledger.sealing import Sealer, fingerprint
+from subledger.sealing import SealedSecret, Sealer, fingerprint
 from subledger.settings import Database
 from subledger.store import (
     LogEntry,
@@ -248,27 +249,73 @@ class Ledger(Application[uuid.UUID]):
     ) -> tuple[App, Integration]:
         """A new outbound webhook receiver (SPEC 10); its Authorization value is sealed."""
         app = self.get_app(app_id)
-        if authorization is not None and not self.sealer.encrypts:
-            _refuse_plain_beside_sealed(app)
         integration = Integration(
             id=new_integration_id(),
             url=check_url(url.strip()),
-            authorization=(
-                self.sealer.seal(check_authorization(authorization))
-                if authorization is not None
-                else None
-            ),
+            authorization=self._sealed_authorization(app, authorization),
             event_types=check_event_types(list(event_types)),
             environment=check_environment(environment),
         )
         event = self._event(apps.IntegrationAdded, app, 0, integration=integration)
         return self._save_app(app, [event]), integration
 
+    def set_integration(
+        self,
+        app_id: str,
+        integration_id: str,
+        *,
+        url: str | None = None,
+        authorization: str | None = None,
+        event_types: Sequence[str] | None = None,
+        environment: str | None = None,
+    ) -> tuple[App, Integration]:
+        """Change what is given (None: kept; an empty Authorization removes it). The
+        integration keeps its id and its pending deliveries; new settings apply to what is
+        derived, and sent, from now on."""
+        if url is None and authorization is None and event_types is None and environment is None:
+            raise IntegrationError(
+                "nothing to change: give --url, --authorization, --events or --environment"
+            )
+        app = self.get_app(app_id)
+        current = self._integration(app, integration_id)
+        changed = Integration(
+            id=current.id,
+            url=current.url if url is None else check_url(url.strip()),
+            authorization=(
+                current.authorization
+                if authorization is None
+                else self._sealed_authorization(app, authorization or None)
+            ),
+            event_types=(
+                current.event_types if event_types is None else check_event_types(list(event_types))
+            ),
+            environment=(
+                current.environment if environment is None else check_environment(environment)
+            ),
+        )
+        if changed == current:
+            return app, current
+        event = self._event(apps.IntegrationChanged, app, 0, integration=changed)
+        return self._save_app(app, [event]), changed
+
+    def _sealed_authorization(self, app: App, value: str | None) -> SealedSecret | None:
+        if value is None:
+            return None
+        if not self.sealer.encrypts:
+            _refuse_plain_beside_sealed(app)
+        return self.sealer.seal(check_authorization(value))
+
+    @staticmethod
+    def _integration(app: App, integration_id: str) -> Integration:
+        for integration in app.integrations:
+            if integration.id == integration_id:
+                return integration
+        raise apps.AppConfigError(f"app {app.app_id} has no integration {integration_id}")
+
     def remove_integration(self, app_id: str, integration_id: str) -> App:
         """Stop sending to an integration; its pending deliveries are dropped by the fold."""
         app = self.get_app(app_id)
-        if integration_id not in {i.id for i in app.integrations}:
-            raise apps.AppConfigError(f"app {app_id} has no integration {integration_id}")
+        self._integration(app, integration_id)
         event = self._event(apps.IntegrationRemoved, app, 0, integration_id=integration_id)
         return self._save_app(app, [event])
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from projections.deliveries import DeliveryReader
 from projections.model import Purchase
 from projections.reader import Reader
 from projections.runner import Projector
@@ -228,7 +229,11 @@ class Service:
             if self.projector is not None
             else self.reader.projection_state()
         )
-        return {"position": position, "projection": projection | self.reader.unprojectable_state()}
+        return {
+            "position": position,
+            "projection": projection | self.reader.unprojectable_state(),
+            "deliveries": DeliveryReader(self.reader).backlog(self.ledger.clock()),
+        }
 
     def wait_projected(self, position: int, timeout_s: float) -> bool:
         """Read-your-writes: has the projection applied `position`?"""

@@ -69,7 +69,7 @@ def buy(url: str, app: dict[str, Any]) -> None:
 def delivered(database_url: str, app_id: str, timeout_s: float = 30) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found: list[dict[str, Any]] = cli(database_url, "integrations", "deliveries", app_id)
+        found: list[dict[str, Any]] = cli(database_url, "deliveries", "--app", app_id)
         if found and all(d["status"] == "delivered" for d in found):
             return found
         time.sleep(0.2)
@@ -83,8 +83,8 @@ def new_app(database_url: str, rx: Receiver, **add: str) -> dict[str, Any]:
     options = [f"--{k}={v}" for k, v in add.items()]
     cli(
         database_url,
-        "integrations",
-        "add",
+        "apps",
+        "add-integration",
         app["app_id"],
         "--url",
         rx.url(),

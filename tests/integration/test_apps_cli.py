@@ -43,13 +43,6 @@ class Cli:
             ledger.close()
 
 
-@pytest.fixture
-def cli(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Cli:
-    return Cli(database_url, monkeypatch, capsys)
-
-
 def test_create_set_rotate_show(cli: Cli) -> None:
     created = cli.json(
         "apps",

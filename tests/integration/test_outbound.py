@@ -4,6 +4,7 @@ records every attempt as a fact, and never lets one receiver hold up another."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -52,7 +53,7 @@ def integrate(h: Harness, keys: AppKeys, url: str, **options: Any) -> str:
 
 
 def deliveries(h: Harness, keys: AppKeys) -> list[Delivery]:
-    return DeliveryReader(h.service.reader).deliveries(keys.app_id, limit=0)
+    return [d for _, d in DeliveryReader(h.service.reader).deliveries(keys.app_id, limit=0)]
 
 
 def settled(h: Harness, keys: AppKeys, count: int, timeout_s: float = 15.0) -> list[Delivery]:
@@ -117,6 +118,42 @@ def test_a_failed_attempt_is_retried_with_the_same_id_timestamp_and_bytes(
     assert got[2].at - got[1].at >= 0.2
 
 
+def test_refused_500_and_timeout_are_retried_with_the_same_id_and_timestamp(
+    settings: Settings, rx: Receiver
+) -> None:
+    """Issue 20 item 6: connection refused, 500, a timeout, then 200, for one delivery: the
+    same body bytes (so the same `id` and `event_timestamp_ms`) every time."""
+    with socket.socket() as probe:  # a port nobody listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    rx.answers["/hook"] = [500]
+    rx.pauses["/hook"] = [0.0, 1.5]  # the second request outlasts the timeout
+    fast = quick(settings, delivery_retries_s=(0.5, 0.3, 0.3), delivery_timeout_s=0.5)
+    with harness(fast) as h:
+        keys = h.app()
+        integration = integrate(h, keys, closed)
+        purchase(h, keys)
+        deadline = time.monotonic() + 10
+        while not any(d.attempts for d in deliveries(h, keys)):
+            assert time.monotonic() < deadline, "no first attempt"
+            time.sleep(0.02)
+            h.settle()
+        h.ledger.set_integration(keys.app_id, integration, url=rx.url())  # the receiver is up
+        h.refresh()
+        got = rx.wait_for("/hook", 3)
+        (delivery,) = settled(h, keys, 1)
+    outcomes = [(a.attempt, a.status, a.error.split(":")[0]) for a in delivery.attempts]
+    assert outcomes == [
+        (1, 0, "ConnectError"),
+        (2, 500, "HTTP 500 (only 200 is a success)"),
+        (3, 0, "no complete answer within 0.5 s"),
+        (4, 200, ""),
+    ]
+    assert delivery.status == "delivered"
+    assert len({r.body for r in got}) == 1
+    assert got[0].event["id"] == delivery.event
+
+
 def test_a_delivery_given_up_is_shown_failed_and_an_operator_resends_it(
     settings: Settings,
     rx: Receiver,
@@ -133,9 +170,11 @@ def test_a_delivery_given_up_is_shown_failed_and_an_operator_resends_it(
         (failed,) = settled(h, keys, 1)
         assert failed.status == "failed"
         assert len(failed.attempts) == 3  # the first and the two retries of the schedule
-        listed = cli.json("integrations", "deliveries", keys.app_id, "--status", "failed")
+        listed = cli.json("deliveries", "--app", keys.app_id, "--status", "failed")
         assert [d["event"] for d in listed] == [failed.event]
-        assert cli.json("integrations", "resend", keys.app_id, integration, "--failed") == {
+        assert [a["status"] for a in listed[0]["attempts"]] == [503, 503, 503]
+        resend = ("deliveries", "resend", failed.event, "--integration", integration)
+        assert cli.json(*resend) == {
             "requested": 1,
             "position": h.ledger.last_position(),
         }
@@ -162,7 +201,8 @@ def test_a_timeout_is_a_failed_attempt(settings: Settings, rx: Receiver) -> None
 
 def test_a_slow_receiver_never_delays_another_integration(settings: Settings, rx: Receiver) -> None:
     """Three events; the slow receiver answers each after 1.5 s, one at a time: the fast
-    one has all three long before the slow one has its second."""
+    one has all three long before the slow one has its second, and ingest, a receipt and
+    the projection go on meanwhile."""
     rx.delays["/slow"] = 1.5
     with harness(quick(settings, delivery_concurrency=1)) as h:
         keys = h.app()
@@ -178,10 +218,17 @@ def test_a_slow_receiver_never_delays_another_integration(settings: Settings, rx
         purchase(h, keys, *bodies)
         fast = rx.wait_for("/fast", 3)
         slow_so_far = len(rx.at("/slow"))
+        # Ingest, receipts and the projection while the slow receiver holds its slot.
+        started = time.monotonic()
+        h.webhook(keys, bodies[0])  # Stripe sends one again: a fact, no event
+        assert h.receipt(keys, "user_123", SUB).status_code == 200
+        h.settle()
+        meanwhile = time.monotonic() - started
         rx.wait_for("/slow", 3, timeout_s=20)
         settled(h, keys, 6)
     assert slow_so_far <= 2
     assert fast[-1].at - fast[0].at < 1.5
+    assert meanwhile < 1.0
 
 
 def test_a_rebuild_sends_nothing_again(settings: Settings, rx: Receiver) -> None:
@@ -262,11 +309,11 @@ def test_a_test_event_from_the_cli(
     with harness(quick(settings)) as h:
         keys = h.app()
         added = cli.json(
-            "integrations", "add", keys.app_id, "--url", rx.url(), "--event-type", "renewal"
+            "apps", "add-integration", keys.app_id, "--url", rx.url(), "--events", "renewal"
         )
         assert added["event_types"] == ["RENEWAL"]
         h.refresh()
-        cli.json("integrations", "test", keys.app_id, added["id"])
+        cli.json("apps", "test-integration", keys.app_id, added["id"])
         (got,) = rx.wait_for("/hook", 1)
         settled(h, keys, 1)
     assert got.event["type"] == "TEST"
@@ -309,3 +356,51 @@ def test_an_attempt_that_does_not_apply_is_never_resent_in_a_loop(
         (delivery,) = deliveries(h, keys)
     assert len(rx.at("/hook")) == 1
     assert delivery.status == "pending"  # shown as stuck, for an operator to look at
+
+
+def test_a_changed_integration_reaches_the_running_sender(settings: Settings, rx: Receiver) -> None:
+    """`set-integration` is a settings fact: the fold filters with the new types from there
+    on, and the running sender posts to the new URL with the new Authorization."""
+    with harness(quick(settings)) as h:
+        keys = h.app()
+        integration = integrate(h, keys, rx.url("/old"), event_types=["RENEWAL"])
+        h.ledger.set_integration(
+            keys.app_id,
+            integration,
+            url=rx.url("/new"),
+            authorization="Bearer changed",
+            event_types=[],
+        )
+        h.refresh()
+        purchase(h, keys)
+        (got,) = rx.wait_for("/new", 1)
+        (delivery,) = settled(h, keys, 1)
+    assert got.event["type"] == "INITIAL_PURCHASE"  # RENEWAL only no more
+    assert got.headers["authorization"] == "Bearer changed"
+    assert delivery.integration == integration
+    assert rx.at("/old") == []
+
+
+def test_ready_and_metrics_report_the_delivery_backlog(settings: Settings, rx: Receiver) -> None:
+    with harness(quick(settings, delivery="external")) as h:  # no sender: it stays pending
+        keys = h.app()
+        assert h.client.get("/ready").json()["deliveries"] == {
+            "pending": 0,
+            "due": 0,
+            "oldest_pending_age_ms": 0,
+        }
+        integrate(h, keys, rx.url())
+        integrate(h, keys, rx.url("/other"))
+        started = time.time()
+        purchase(h, keys)
+        h.settle()
+        time.sleep(0.3)
+        backlog = h.client.get("/ready").json()["deliveries"]
+        waited_ms = (time.time() - started) * 1000
+        metrics = h.client.get("/metrics").text
+    assert backlog["pending"] == backlog["due"] == 2
+    assert 300 <= backlog["oldest_pending_age_ms"] <= waited_ms + 50
+    assert "subledger_deliveries_pending 2\n" in metrics
+    assert "subledger_deliveries_due 2\n" in metrics
+    assert "subledger_deliveries_oldest_pending_age_ms " in metrics
+    assert rx.at("/hook") == []

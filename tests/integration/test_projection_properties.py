@@ -66,6 +66,7 @@ def test_rebuild_from_empty_tables_matches_live(store: FoldStore) -> None:
         "customers",
         "history",
         "outbound",
+        "charts",
     ]
     assert all(c.rows > 0 for c in result.checksums)
     swapped = Replay(store.ledger, batch_size=1000).run()

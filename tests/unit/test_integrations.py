@@ -89,10 +89,18 @@ def test_the_app_folds_integrations_and_shows_no_authorization() -> None:
         apps.IntegrationRemoved(
             originator_id=aggregate, originator_version=4, received_at_ms=4, integration_id="int_b"
         ),
+        apps.IntegrationChanged(
+            originator_id=aggregate,
+            originator_version=5,
+            received_at_ms=5,
+            integration=Integration(
+                id="int_a", url="https://a.example/moved", authorization=sealed
+            ),
+        ),
     ]
     app = apps.project_app(None, events)
     assert app is not None
-    assert [i.id for i in app.integrations] == ["int_a"]
+    assert [(i.id, i.url) for i in app.integrations] == [("int_a", "https://a.example/moved")]
     shown = app_settings(app)
     assert shown["integrations"][0]["authorization"] == sealed.fingerprint
     assert "top-secret" not in repr(shown)

@@ -57,6 +57,9 @@ PROJECTION_LAYERS = (
         "projections.reader",
         "projections.history",
         "projections.deliveries",
+        "projections.charts",
+        "projections.drilldown",
+        "projections.chartreads",
     ),
 )
 

@@ -14,6 +14,7 @@ from projections.model import OUTBOUND_EVENTS
 from projections.storage.memory import MemoryTables
 from subledger import apps
 from subledger.facts import DeliveryAttempted, Fact, TokenPosted
+from subledger.integrations import Integration
 from tests.memory import MemoryLog
 from tests.samples import (
     DAY,
@@ -307,6 +308,20 @@ def test_an_integration_receives_only_what_is_derived_after_it_was_added() -> No
     assert kinds(log.fold(), app_id) == ["RENEWAL"]
 
 
+def test_a_changed_integration_filters_what_is_derived_from_then_on() -> None:
+    """`IntegrationChanged` (set-integration): the new types apply to later facts only."""
+    log, app_id = run(
+        subscription_created(event_id="evt_c", created=C, period=P1), event_types=("RENEWAL",)
+    )
+    changed = Integration(id="int_a", url="http://127.0.0.1:9/new", event_types=("EXPIRATION",))
+    log.settings(app_id, apps.IntegrationChanged, integration=changed)
+    log.append(
+        notification(app_id, sub(10, P2), T0 + 50_000),
+        notification(app_id, sub(20, P2, status="canceled", ended_at=C + 20), T0 + 60_000),
+    )
+    assert kinds(log.fold(), app_id) == ["EXPIRATION:UNSUBSCRIBE"]  # no RENEWAL any more
+
+
 def test_no_integration_no_events() -> None:
     log, app_id = run(*scenario_bodies(), integrate=False)
     assert events(log.fold(), app_id) == []
@@ -380,3 +395,73 @@ def test_outbound_events_change_no_other_read_model(log: MemoryLog) -> None:
     without = log.fold().rows()
     for table in ("purchases", "payments", "users", "customers", "documents", "tokens"):
         assert with_integration[table] == without[table], table
+
+
+# --- arrival order -----------------------------------------------------------------------
+# Event ids name the fact that caused the event, and events follow what the document shows,
+# so two arrival orders of ONE purchase's notifications can derive different events (a late
+# snapshot that changes nothing shown sends nothing; docs/decisions.md, "Arrival order and
+# event ids"). What holds: a purchase's events depend on its own notifications' order only,
+# never on how they interleave with other purchases' (nor on receive times).
+
+OTHER_SUB = "sub_Test0002"
+INTERLEAVED = {
+    "a": [
+        subscription_created(event_id="evt_a1", created=C, period=P1),
+        sub(10, P2),
+        sub(20, P2, cancel_at_period_end=True, cancel_at=P2[1]),
+        sub(30, P2, status="canceled", ended_at=P2[1], canceled_at=C + 20),
+    ],
+    "b": [
+        subscription_created(
+            event_id="evt_b1",
+            created=C,
+            period=P1,
+            status="trialing",
+            sub_id=OTHER_SUB,
+            customer="cus_Test0002",
+        ),
+        *(
+            subscription_event(
+                event_id=f"evt_b{n}",
+                created=C + 10 * n,
+                period=period,
+                sub_id=OTHER_SUB,
+                customer="cus_Test0002",
+                status=status,
+            )
+            for n, period, status in ((2, P2, "active"), (3, P3, "past_due"), (4, P3, "active"))
+        ),
+    ],
+}
+
+
+def interleaved_events(picks: list[bool], gap_ms: int) -> dict[str, dict[str, Any]]:
+    """Both purchases' notifications merged as `picks` says (True: the next of "a"), each
+    purchase's own order kept; the events by id, without their receive times."""
+    log = MemoryLog()
+    app_id = log.new_app(aggregate=uuid.UUID(int=20))
+    log.add_integration(app_id)
+    log.append(token(app_id, T0), token(app_id, T0 + 1, user="user_2", fetch=OTHER_SUB))
+    queues = {name: list(bodies) for name, bodies in INTERLEAVED.items()}
+    order = [queues["a" if pick else "b"].pop(0) for pick in picks]
+    order += queues["a"] + queues["b"]
+    at = T0 + 10
+    for body in order:
+        at += gap_ms
+        log.append(notification(app_id, body, at))
+    found = {}
+    for e in events(log.fold(), app_id):
+        del e["event_timestamp_ms"]
+        found[e["id"]] = e
+    return found
+
+
+@settings(max_examples=100, deadline=None)
+@given(picks=st.permutations([True] * 4 + [False] * 4), gap_ms=st.integers(1, 10_000))
+def test_other_purchases_arriving_in_between_change_no_event_id(
+    picks: list[bool], gap_ms: int
+) -> None:
+    reference = interleaved_events([True] * 4 + [False] * 4, 1000)
+    assert len(reference) == 8  # a: 4 events; b: INITIAL_PURCHASE, 2 RENEWAL, BILLING_ISSUE
+    assert interleaved_events(picks, gap_ms) == reference

@@ -36,8 +36,12 @@ class _Answer(asyncio.Protocol):
             end = head + 4 + (int(found.group(1)) if found else 0)
             if len(self.buffer) < end:
                 return
+            self.received(self.buffer[head:end])
             self.buffer = self.buffer[end:]
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+    def received(self, body: bytes) -> None:
+        """A whole request has arrived (its body, after the blank line); answered next."""
 
 
 async def _receive() -> None:

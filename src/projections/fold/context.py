@@ -5,6 +5,7 @@ define none: mypyc would drop a msgspec struct's keywords)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -20,6 +21,9 @@ class Rows(Protocol):
 
     def put(self, table: str, app_id: str, row_id: str, value: Any) -> None:
         """Set the row (None deletes it)."""
+
+    def prefetch(self, table: str, app_id: str, row_ids: Iterable[str]) -> None:
+        """Load these rows in a few round trips (a speed-up only: `get` loads any missed)."""
 
     def ids(self, table: str, app_id: str) -> list[str]:
         """Every row id of one app in a table, sorted."""

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from projections.fold import claims, customers, deliveries, notifications, outbound, settings
+from projections.fold import (
+    charts,
+    claims,
+    customers,
+    deliveries,
+    notifications,
+    outbound,
+    settings,
+)
 from projections.fold.context import Context, Rows
 from projections.fold.state import Batch
 from projections.model import UNPROJECTABLE, HistoryEntry, HistoryPart, Unprojectable
@@ -56,6 +64,7 @@ def context(position: int, record: Any) -> Context:
 def apply(b: Batch, position: int, record: Any, obj: Any = None) -> None:
     """Fold one fact; `obj` is its Stripe object when the caller decoded it already."""
     ctx = context(position, record)
+    b.start_fact(ctx.app_id)
     match record:
         case NotificationReceived():
             notifications.notification(b, ctx, record, obj)
@@ -88,6 +97,7 @@ def fold_facts(rows: Rows, facts: Iterable[Folded]) -> None:
     b = Batch(rows)
     for position, record, obj in facts:
         apply(b, position, record, obj)
+    charts.refresh(b)
     b.finish()
 
 

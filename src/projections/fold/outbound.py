@@ -27,7 +27,7 @@ from subledger.facts import TestEventRequested
 def purchase_events(b: Batch, ctx: Context) -> None:
     """The events of the purchases the current fact changed, for apps with integrations
     (for the others nothing is looked at: `end_fact` forgets what the fact saved)."""
-    if not b.app(ctx.app_id).integrations:
+    if not b.watching:
         return
     for app_id, before, after in b.changed_purchases():
         app = b.app(app_id)

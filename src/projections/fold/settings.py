@@ -10,6 +10,7 @@ from projections.fold.deliveries import integration_removed
 from projections.fold.state import Batch
 from projections.model import APPS, CUSTOMERS, IntegrationState
 from subledger import apps
+from subledger.integrations import Integration
 
 
 def settings(b: Batch, ctx: Context, event: apps.AppEvent) -> None:
@@ -33,17 +34,26 @@ def settings(b: Batch, ctx: Context, event: apps.AppEvent) -> None:
             remap(b, ctx, old)
         case apps.IntegrationAdded(integration=added):
             kept = tuple(i for i in state.integrations if i.id != added.id)
-            filters = IntegrationState(
-                id=added.id, event_types=added.event_types, environment=added.environment
-            )
-            state = msgspec.structs.replace(state, integrations=(*kept, filters))
+            state = msgspec.structs.replace(state, integrations=(*kept, _filters(added)))
             b.rows.put(APPS, ctx.app_id, "", state)
+        case apps.IntegrationChanged(integration=changed):
+            # Filters apply to events derived from here on; what is queued stays queued.
+            kept = tuple(_filters(changed) if i.id == changed.id else i for i in state.integrations)
+            b.rows.put(APPS, ctx.app_id, "", msgspec.structs.replace(state, integrations=kept))
         case apps.IntegrationRemoved(integration_id=gone):
             kept = tuple(i for i in state.integrations if i.id != gone)
             b.rows.put(APPS, ctx.app_id, "", msgspec.structs.replace(state, integrations=kept))
             integration_removed(b, ctx, gone)
         case _:
             pass
+
+
+def _filters(integration: Integration) -> IntegrationState:
+    return IntegrationState(
+        id=integration.id,
+        event_types=integration.event_types,
+        environment=integration.environment,
+    )
 
 
 def remap(b: Batch, ctx: Context, old: dict[str, tuple[str, ...]]) -> None:

@@ -36,12 +36,19 @@ class Batch:
     def __init__(self, rows: Rows) -> None:
         self.rows = rows
         self.touched: set[tuple[str, str]] = set()  # customers whose document to rebuild
+        self.charted: set[tuple[str, str]] = set()  # purchases to chart afresh (SPEC 11)
+        self.recharted: set[tuple[str, str]] = set()  # customers saved or dropped (charts)
         self._views: dict[int, tuple[Purchase, SubscriptionView | None]] = {}
         self._parts: list[HistoryPart] = []  # the current fact's
         self._subjects: dict[str, list[int]] = {}  # subject → indexes of its parts
         # Purchases the current fact saved, as they were before it (outbound events are
-        # what changed between the two, SPEC 10).
+        # what changed between the two, SPEC 10); kept only while `watching`: the fact's app
+        # has integrations (the others pay nothing for outbound).
         self._before: dict[tuple[str, str], Purchase | None] = {}
+        self.watching = False
+
+    def start_fact(self, app_id: str) -> None:
+        self.watching = bool(self.app(app_id).integrations)
 
     # --- rows --------------------------------------------------------------------------
 
@@ -73,10 +80,12 @@ class Batch:
         return found or Payments()
 
     def save_purchase(self, app_id: str, p: Purchase) -> None:
-        key = (app_id, p.key)
-        if key not in self._before:
-            self._before[key] = self.rows.get(PURCHASES, app_id, p.key)
+        if self.watching:
+            key = (app_id, p.key)
+            if key not in self._before:
+                self._before[key] = self.rows.get(PURCHASES, app_id, p.key)
         self.rows.put(PURCHASES, app_id, p.key, p)
+        self.charted.add((app_id, p.key))
         owner = self.customer_of(app_id, p.owner)
         if owner is not None:
             self.touched.add((app_id, owner.id))
@@ -87,6 +96,7 @@ class Batch:
             if self.rows.get(USERS, app_id, app_user_id) != c.id:
                 self.rows.put(USERS, app_id, app_user_id, c.id)
         self.touched.add((app_id, c.id))
+        self.recharted.add((app_id, c.id))
 
     def drop_customer(self, app_id: str, customer_id: str, *, user_too: bool = False) -> None:
         """Delete a customer (merged into another, or a placeholder that goes); its
@@ -95,6 +105,7 @@ class Batch:
         if user_too:
             self.rows.put(USERS, app_id, customer_id, None)
         self.touched.add((app_id, customer_id))
+        self.recharted.add((app_id, customer_id))
 
     # --- views -------------------------------------------------------------------------
 

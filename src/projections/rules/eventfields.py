@@ -1,6 +1,6 @@
 """The fields of an outbound event (SPEC 10) that Stripe data can fill: who it is about,
 the product and its dates, prices in the purchase's currency, the transaction ids
-(docs/decisions-outbound.md). The rest of RevenueCat's fields stay null.
+(docs/decisions.md, "Outbound notifications"). The rest of RevenueCat's fields stay null.
 """
 
 from __future__ import annotations

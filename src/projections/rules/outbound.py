@@ -1,7 +1,7 @@
 """Outbound events (SPEC 10): what one fact's change to a purchase means in RevenueCat's
 webhook vocabulary. Pure: given the purchase's view before and after the fact, the purchase
 and its owner, it gives the events; ids are hashes of (app, purchase, type, fact), so a
-rebuild derives the same events with the same ids (docs/decisions-outbound.md).
+rebuild derives the same events with the same ids (docs/decisions.md, "Outbound notifications").
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ function of the sorted set, so any arrival order of the same notifications gives
 from __future__ import annotations
 
 import bisect
+from typing import Any
 
 import msgspec
 
@@ -69,6 +70,29 @@ def subscription_amount(sub: Subscription) -> tuple[int | None, str | None]:
     return None, sub.currency
 
 
+def subscription_billing(sub: Subscription) -> dict[str, Any]:
+    """Charts' MRR (SPEC 11): the list prices of every item (a multi-item subscription is
+    one purchase; Stripe bills all its items on one interval) and that interval."""
+    total: int | None = None
+    interval: str | None = None
+    count: int | None = None
+    for item in sub.items.data if sub.items else []:
+        price = item.price or item.plan
+        if price is None:
+            continue
+        if price.unit_amount is not None:
+            total = (total or 0) + price.unit_amount * (item.quantity or 1)
+        if interval is None and price.recurring is not None:
+            interval, count = price.recurring.interval, price.recurring.interval_count
+    found: dict[str, Any] = {}
+    if total is not None:
+        found["items_amount"] = total
+    if interval is not None:
+        found["interval"] = interval
+        found["interval_count"] = count
+    return found
+
+
 def subscription_period(sub: Subscription) -> tuple[int | None, int | None]:
     """Current period: on the item since API 2025-03-31, on the subscription before."""
     for item in sub.items.data if sub.items else []:
@@ -98,6 +122,7 @@ def sub_obs(sub: Subscription, order: OrderKey, position: int) -> SubObs:
         amount=amount,
         currency=currency,
         cancel_reason=sub.cancellation_details.reason if sub.cancellation_details else None,
+        **subscription_billing(sub),
     )
 
 
@@ -165,6 +190,7 @@ def invoice_obs(invoice: Invoice, order: OrderKey, position: int) -> InvoiceObs:
         payment_intent=ref_id(invoice.payment_intent),
         charge=ref_id(invoice.charge),
         first_failed_at=order[0] if invoice_failed(invoice) else None,
+        currency=invoice.currency,
     )
 
 

@@ -179,6 +179,11 @@ def json_string(column: str) -> str:
     return f"({column}::json #>> '{{}}')"
 
 
+def outbox_due(column: str) -> str:
+    """The due time inside an outbox key (`integration/due/event`), as its 15 digits."""
+    return f"split_part({column}, '/', 2)"
+
+
 def tracking_table(recorder: Any, database: Database) -> str:
     name: str = recorder.tracking_table_name
     return f'"{database.schema}"."{name}"'

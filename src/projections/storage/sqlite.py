@@ -157,5 +157,10 @@ def json_string(column: str) -> str:
     return f"json_extract({column}, '$')"
 
 
+def outbox_due(column: str) -> str:
+    """The due time inside an outbox key (`integration/due/event`), as its 15 digits."""
+    return f"substr({column}, instr({column}, '/') + 1, 15)"
+
+
 def tracking_table(recorder: Any, database: Database) -> str:
     return "tracking"

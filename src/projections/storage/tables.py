@@ -11,6 +11,9 @@ from typing import Any, NamedTuple
 
 from projections.model import (
     APPS,
+    CHART_CUSTOMERS,
+    CHART_DAYS,
+    CHART_PURCHASES,
     CUSTOMERS,
     DELIVERIES,
     DOCUMENTS,
@@ -25,6 +28,9 @@ from projections.model import (
     UNPROJECTABLE,
     USERS,
     AppState,
+    ChartCustomer,
+    ChartDay,
+    ChartPurchase,
     Customer,
     Delivery,
     OutboundEvent,
@@ -68,6 +74,9 @@ TABLES: dict[str, Table] = {
         _state(OUTBOUND_EVENTS, "outbound"),
         _state(DELIVERIES, "outbound"),
         _state(OUTBOX, "outbound"),
+        _state(CHART_PURCHASES, "charts"),
+        _state(CHART_CUSTOMERS, "charts"),
+        _state(CHART_DAYS, "charts"),
         Table(
             HISTORY_SUBJECTS,
             "history",
@@ -91,8 +100,18 @@ ROW_TYPES: dict[str, Any] = {
     OUTBOUND_EVENTS: OutboundEvent,
     DELIVERIES: Delivery,
     OUTBOX: OutboxEntry,
+    CHART_PURCHASES: ChartPurchase,
+    CHART_CUSTOMERS: ChartCustomer,
+    CHART_DAYS: ChartDay,
 }
-PROJECTIONS: tuple[str, ...] = ("purchases", "ownership", "customers", "history", "outbound")
+PROJECTIONS: tuple[str, ...] = (
+    "purchases",
+    "ownership",
+    "customers",
+    "history",
+    "outbound",
+    "charts",
+)
 
 
 def tables_of(projection: str) -> list[Table]:

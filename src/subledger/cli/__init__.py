@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from subledger.cli import (
     appcommands,
     auditcommands,
+    chartcommands,
     integrationcommands,
     output,
     servecommands,
@@ -26,9 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     servecommands.register(commands)
-    appcommands.register(commands)
+    apps = appcommands.register(commands)
     auditcommands.register(commands)
-    integrationcommands.register(commands)
+    integrationcommands.register(commands, apps)
+    chartcommands.register(commands)
     return parser
 
 

@@ -16,7 +16,8 @@ from subledger.settings import Settings
 from subledger.store import StoreUnavailableError
 
 
-def register(commands: Any) -> None:
+def register(commands: Any) -> Any:
+    """`apps` and its actions; returns its subparsers (integrationcommands adds to them)."""
     apps = commands.add_parser("apps", help="create, list, show and change apps")
     sub = apps.add_subparsers(dest="apps_command", required=True, metavar="ACTION")
 
@@ -49,6 +50,7 @@ def register(commands: Any) -> None:
         parser.add_argument("secret")
         add_json_flag(parser)
         parser.set_defaults(handler=handler)
+    return sub
 
 
 def _setting_options(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from subledger.settings import Settings
 log = logging.getLogger("subledger.delivery")
 LEASE = "outbound-deliveries"
 MAX_FINISHED = 100_000  # keys remembered as done (a few MB)
+WATCH_S = 0.05  # how often the projection's position is read (new deliveries follow it)
 _encoder = msgspec.json.Encoder()  # a struct's fields in their fixed order: the same bytes
 T = TypeVar("T")
 
@@ -73,12 +75,16 @@ class Deliverer:
         self.settings = settings
         self.appended = appended  # wakes an in-process projector
         self.poll_s = poll_s
+        self.watch_s = min(WATCH_S, poll_s)
         self.clock = clock
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = Lease(reader.db, LEASE, holder)
         self.attempts = 0  # attempts recorded by this process (for logs and tests)
         self._ready_at: int | None = None  # the log end when the lease was taken
         self._busy: dict[str, str] = {}  # outbox key → integration, being sent
+        # Sent, its attempt being appended: the slot is free again (the POST is over), the
+        # key not yet to be sent again.
+        self._recording: dict[str, str] = {}
         self._recorded: dict[str, tuple[str, int]] = {}  # key → (integration, fact position)
         # Keys whose attempt the projection applied: such a key never comes back unless its
         # attempt could not be applied (an unprojectable fact). Never sent twice, so a fold
@@ -114,15 +120,27 @@ class Deliverer:
         recorder = asyncio.create_task(self._recorder.run())
         timeout = httpx.Timeout(self.settings.delivery_timeout_s)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            seen, looked = -1, 0.0
             while not stop.is_set():
                 try:
-                    await self._tick(client, tasks)
+                    # New deliveries appear when the projection moves: watch its position
+                    # often (one cheap read), look for due deliveries when it moved, when a
+                    # slot freed, and every poll_s (retries fall due with time).
+                    position = await self._io_call(self.reader.position)
+                    if (
+                        self._wake.is_set()
+                        or position != seen
+                        or time.monotonic() - looked >= self.poll_s
+                    ):
+                        self._wake.clear()
+                        seen, looked = position, time.monotonic()
+                        await self._tick(client, tasks)
                 except Exception as error:  # noqa: BLE001 - the store may be down: next tick
                     log.warning("outbound delivery round failed, retrying: %s", error)
                     self._ready_at = None
-                self._wake.clear()
+                    seen = -1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    await asyncio.wait_for(self._wake.wait(), self.watch_s)
             if tasks:  # in-flight sends may finish and be recorded; the rest are resent
                 await asyncio.wait(tasks, timeout=5)
         for task in tasks:
@@ -170,6 +188,7 @@ class Deliverer:
             return
         waiting = sum(1 for i, _ in self._recorded.values() if i == receiver.id)
         waiting += sum(1 for i in self._stuck.values() if i == receiver.id)
+        waiting += sum(1 for i in self._recording.values() if i == receiver.id)
         due = await self._io_call(self.outbox.due, app_id, receiver.id, now, free + busy + waiting)
         for key, entry in due:
             if free <= 0:
@@ -177,7 +196,9 @@ class Deliverer:
             if key in self._finished and key not in self._stuck:
                 self._stuck[key] = receiver.id
                 log.error("outbound %s: its recorded attempt was not applied; not resent", key)
-            if key in self._busy or key in self._recorded or key in self._stuck:
+            if key in self._busy or key in self._recording or key in self._recorded:
+                continue
+            if key in self._stuck:
                 continue
             free -= 1
             self._busy[key] = receiver.id
@@ -217,13 +238,20 @@ class Deliverer:
             level = logging.DEBUG if outcome.status == 200 else logging.WARNING
             log.log(level, "outbound %s to %s: %s", entry.event, receiver.id, outcome)
             assert self._recorder is not None
+            # The request is over: its slot serves the next delivery while the attempt is
+            # appended (appends wait for the log's lock, which ingest holds too).
+            self._recording[key] = receiver.id
+            self._free(key)
             position = await self._recorder.record(fact)
             if position is not None:
                 self._recorded[key] = (receiver.id, position)
         finally:
-            self._busy.pop(key, None)
-            if self._wake is not None:
-                self._wake.set()  # a slot is free: look for more at once
+            self._recording.pop(key, None)
+            self._free(key)
+
+    def _free(self, key: str) -> None:
+        if self._busy.pop(key, None) is not None and self._wake is not None:
+            self._wake.set()  # a slot is free: look for more at once
 
     async def _attempt(
         self, client: httpx.AsyncClient, receiver: Receiver, body: WebhookEvent, entry: OutboxEntry

@@ -79,11 +79,20 @@ class ProjectionState(msgspec.Struct, frozen=True):
     latest_unprojectable: Unprojectable | None = None
 
 
+class DeliveryBacklog(msgspec.Struct, frozen=True):
+    """Outbound deliveries not yet delivered, given up or canceled (SPEC 10)."""
+
+    pending: int  # every pending delivery, those waiting for a retry included
+    due: int  # pending and due now: waiting only for the sender
+    oldest_pending_age_ms: int  # how long the longest-waiting due one has waited; 0: none
+
+
 class Ready(msgspec.Struct, frozen=True):
     status: str
     store: str
     position: int
     projection: ProjectionState
+    deliveries: DeliveryBacklog
 
 
 class HistoryCustomer(msgspec.Struct, frozen=True):

@@ -13,6 +13,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware._internal.cors import CORSMiddleware
 
 from subledger.http.bodies import StorableJsonRequest
+from subledger.http.charts import get_chart, get_chart_bucket
 from subledger.http.customers import get_subscriber, post_attributes
 from subledger.http.errors import EXCEPTION_HANDLERS
 from subledger.http.guards import caller_of, service_of
@@ -71,6 +72,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> Litesta
             receive_stripe_webhook,
             public_routes(settings),
             get_history,
+            get_chart,
+            get_chart_bucket,
         ],
         dependencies={
             "service": Provide(service_of, sync_to_thread=False),

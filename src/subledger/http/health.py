@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import get
 from litestar.di import NamedDependency
 
-from subledger.http.answers import Health, ProjectionState, Ready
+from subledger.http.answers import DeliveryBacklog, Health, ProjectionState, Ready
 from subledger.http.openapi import errors
 from subledger.service import Service
 
@@ -18,7 +18,8 @@ def health() -> Health:
 
 @get("/ready", operation_id="ready", tags=["operations"], responses=errors())
 async def ready(service: NamedDependency[Service]) -> Ready:
-    """The store answers within the store timeout (readiness); 503/8503 otherwise."""
+    """The store answers within the store timeout (readiness); 503/8503 otherwise. Also
+    where the projection stands and the outbound delivery backlog."""
     state = await service.read(service.readiness)
     projection = state["projection"]
     return Ready(
@@ -26,6 +27,7 @@ async def ready(service: NamedDependency[Service]) -> Ready:
         store=service.settings.database.kind,
         position=state["position"],
         projection=ProjectionState(**projection, mode=service.settings.projector_mode),
+        deliveries=DeliveryBacklog(**state["deliveries"]),
     )
 
 
@@ -39,7 +41,7 @@ async def ready(service: NamedDependency[Service]) -> Ready:
 async def metrics(service: NamedDependency[Service]) -> str:
     """What /ready reports, as Prometheus gauges (text exposition format)."""
     state = await service.read(service.readiness)
-    projection = state["projection"]
+    projection, backlog = state["projection"], state["deliveries"]
     gauges = [
         ("subledger_log_position", "last position of the log", state["position"]),
         ("subledger_projection_position", "last position projected", projection["position"]),
@@ -53,6 +55,17 @@ async def metrics(service: NamedDependency[Service]) -> str:
             "subledger_unprojectable_facts",
             "facts the fold could not apply (docs/reliability.md)",
             projection["unprojectable"],
+        ),
+        (
+            "subledger_deliveries_pending",
+            "outbound deliveries pending, retries included",
+            backlog["pending"],
+        ),
+        ("subledger_deliveries_due", "outbound deliveries due now", backlog["due"]),
+        (
+            "subledger_deliveries_oldest_pending_age_ms",
+            "how long the longest-waiting due delivery has waited",
+            backlog["oldest_pending_age_ms"],
         ),
     ]
     return "".join(

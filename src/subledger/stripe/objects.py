@@ -25,10 +25,16 @@ def ref_id(value: IdOrObject) -> str | None:
     return value.id if isinstance(value, Ref) else value
 
 
+class Recurring(msgspec.Struct, frozen=True, gc=False):
+    interval: str | None = None  # day | week | month | year
+    interval_count: int | None = None
+
+
 class Price(msgspec.Struct, frozen=True, gc=False):
     product: IdOrObject = None
     unit_amount: int | None = None  # minor units; null for tiered or custom prices
     currency: str | None = None
+    recurring: Recurring | None = None
 
 
 class SubscriptionItem(msgspec.Struct, frozen=True, gc=False):
@@ -127,6 +133,7 @@ class Invoice(msgspec.Struct, frozen=True, gc=False):
     payment_intent: IdOrObject = None  # API < 2025-03-31
     charge: IdOrObject = None  # API < 2025-03-31
     amount_paid: int = 0
+    currency: str | None = None
     attempted: bool = False
     attempt_count: int = 0
     livemode: bool = False
