@@ -46,8 +46,8 @@ def lacks_product(purchase: Purchase) -> bool:
 class PositionWatch:
     """Waits for the projection's position in another process: one thread polls the
     tracking table while anyone waits and wakes every waiter it satisfies. A poll per
-    waiter (2 → 50 ms back-off each) made 64 waiting receipts 64 pollers; at a few hundred
-    receipts a second that polling took most of a worker's CPU (issue 21's benchmark)."""
+    waiter (2 → 50 ms back-off each) made 64 waiting receipts 64 pollers, a cost that grew
+    with the waiters (its share of a receipt's CPU was not measured apart)."""
 
     PAUSE_S = (0.003, 0.025)  # between polls: at first and after nothing changed for a while
 
