@@ -385,6 +385,9 @@ DOCUMENTS, UNPROJECTABLE = "documents", "unprojectable"
 HISTORY, HISTORY_SUBJECTS = "history_entries", "history_subjects"
 OUTBOUND_EVENTS, DELIVERIES, OUTBOX = "outbound_events", "deliveries", "outbox"
 CHART_PURCHASES, CHART_CUSTOMERS, CHART_DAYS = "chart_purchases", "chart_customers", "chart_days"
+# State as of any moment (SPEC 12): each customer's document and each App User ID's customer
+# after every fact that changed them, keyed by log position (append-only).
+DOCUMENT_VERSIONS, USER_VERSIONS = "document_versions", "user_versions"
 # Tables earlier releases wrote and a rebuild of their projection drops: `history` held one
 # row per fact and subject (now one entry per fact, above).
 RETIRED = {"history": ("history",)}

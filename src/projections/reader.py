@@ -9,6 +9,7 @@ import msgspec
 
 from projections.model import (
     CUSTOMERS,
+    DOCUMENT_VERSIONS,
     DOCUMENTS,
     HISTORY,
     HISTORY_SUBJECTS,
@@ -17,6 +18,7 @@ from projections.model import (
     PURCHASES,
     TOKENS,
     UNPROJECTABLE,
+    USER_VERSIONS,
     USERS,
     Customer,
     HistoryEntry,
@@ -29,7 +31,7 @@ from projections.rules.subjects import event_subject, stripe_customer_subject
 from projections.runner import UPSTREAM, tracking_recorder
 from projections.storage import sqltables
 from projections.storage.db import ViewDb
-from projections.storage.tables import LIVE
+from projections.storage.tables import LIVE, TABLES
 from subledger.settings import Database
 from subledger.stripe.objects import Charge, ref_id
 
@@ -106,6 +108,35 @@ class Reader:
     def document(self, app_id: str, app_user_id: str) -> str | None:
         """The stored subscriber JSON of the customer holding `app_user_id`."""
         return self._of_user(DOCUMENTS, app_id, app_user_id)
+
+    def document_as_of(
+        self, app_id: str, app_user_id: str, *, position: int | None, time_ms: int | None
+    ) -> str | None:
+        """The stored subscriber JSON of the customer holding `app_user_id` as the fold
+        left it after the fact at `position`, or after the last fact received at or before
+        `time_ms` (SPEC 12); None when the id was nobody's then."""
+        column, bound = ("position", position) if time_ms is None else ("received_at_ms", time_ms)
+        customer = self._version(USER_VERSIONS, app_id, app_user_id, column, bound)
+        if customer is None or customer == "null":
+            return None
+        customer_id = _text.decode(customer)
+        return self._version(DOCUMENT_VERSIONS, app_id, customer_id, column, bound)
+
+    def _version(
+        self, table: str, app_id: str, key: str, column: str, bound: int | None
+    ) -> str | None:
+        """The value of `key`'s last version whose `column` is at most `bound`."""
+        subject, value = TABLES[table].keys[1], TABLES[table].value
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.q(
+                    f"SELECT {value} FROM {self.prefix}{table} WHERE app_id = ? AND "
+                    f"{subject} = ? AND {column} <= ? ORDER BY position DESC LIMIT 1"
+                ),
+                (app_id, key, bound),
+            )
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
 
     def purchase(self, app_id: str, key: str) -> Purchase | None:
         raw = self._state(PURCHASES, app_id, key)

@@ -28,6 +28,8 @@ class Code(IntEnum):
     SIGNATURE_TOO_OLD = 8106
     NOT_A_STRIPE_EVENT = 8107
     UNSUPPORTED_EVENT_TYPE = 8108
+    INVALID_AS_OF = 8120  # state as of any moment (SPEC 12)
+    AS_OF_NOT_REACHED = 8121
     UNKNOWN_CHART = 8201
     UNKNOWN_BUCKET = 8202
     INVALID_CHART_QUERY = 8203
@@ -57,6 +59,11 @@ CODES: dict[Code, tuple[int, str]] = {
     Code.SIGNATURE_TOO_OLD: (400, "signature timestamp older than the app's tolerance"),
     Code.NOT_A_STRIPE_EVENT: (400, "body is not a JSON Stripe event subledger can store"),
     Code.UNSUPPORTED_EVENT_TYPE: (400, "event type outside the six supported ones"),
+    Code.INVALID_AS_OF: (
+        400,
+        "`as_of` is neither a log position nor an ISO 8601 (RFC 3339) time with its offset",
+    ),
+    Code.AS_OF_NOT_REACHED: (404, "`as_of` is a future time, or a position past the projected log"),
     Code.UNKNOWN_CHART: (404, "no chart of that name (SPEC 11)"),
     Code.UNKNOWN_BUCKET: (404, "no bucket of that label (2026-12-07, 2026-W49 or 2026-12)"),
     Code.INVALID_CHART_QUERY: (400, "a chart's `currency` is not a three-letter code"),

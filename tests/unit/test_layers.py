@@ -40,6 +40,7 @@ def graph(folder: Path) -> dict[str, set[str]]:
 # The service layer may use everything; nothing below it may use the service layer.
 SERVICE = (
     "subledger.service",
+    "subledger.asof",
     "subledger.refunds",
     "subledger.childprojector",
     "subledger.delivery",

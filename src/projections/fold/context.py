@@ -34,6 +34,9 @@ class Rows(Protocol):
         """Append one fact's history entry, and for each subject the indexes of the parts
         about it (never read back by the fold)."""
 
+    def append(self, table: str, keys: tuple[Any, ...], value: Any) -> None:
+        """Append one row of an append-only table (its key columns, then its value)."""
+
 
 class Context(msgspec.Struct, frozen=True, gc=False):
     """Where a fact sits in the log: what its history entry carries."""

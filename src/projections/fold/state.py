@@ -11,10 +11,12 @@ from projections.fold.context import Context, Rows
 from projections.model import (
     APPS,
     CUSTOMERS,
+    DOCUMENT_VERSIONS,
     DOCUMENTS,
     LINKS,
     PAYMENTS,
     PURCHASES,
+    USER_VERSIONS,
     USERS,
     AppState,
     Change,
@@ -25,7 +27,7 @@ from projections.model import (
     Purchase,
     Transfer,
 )
-from projections.rules.documents import build_subscriber
+from projections.rules.documents import Shown, render_subscriber, shown_purchases
 from projections.rules.subscriptions import subscription_view
 from projections.views import SubscriptionView
 
@@ -46,6 +48,10 @@ class Batch:
         # has integrations (the others pay nothing for outbound).
         self._before: dict[tuple[str, str], Purchase | None] = {}
         self.watching = False
+        # App User IDs whose customer the current fact changed (SPEC 12: as of any moment).
+        self._moved: dict[tuple[str, str], str | None] = {}
+        # What each customer's document was last rendered from in this batch.
+        self._rendered: dict[tuple[str, str], tuple[Customer, AppState, Shown]] = {}
 
     def start_fact(self, app_id: str) -> None:
         self.watching = bool(self.app(app_id).integrations)
@@ -95,6 +101,7 @@ class Batch:
         for app_user_id in c.ids:
             if self.rows.get(USERS, app_id, app_user_id) != c.id:
                 self.rows.put(USERS, app_id, app_user_id, c.id)
+                self._moved[(app_id, app_user_id)] = c.id
         self.touched.add((app_id, c.id))
         self.recharted.add((app_id, c.id))
 
@@ -104,6 +111,7 @@ class Batch:
         self.rows.put(CUSTOMERS, app_id, customer_id, None)
         if user_too:
             self.rows.put(USERS, app_id, customer_id, None)
+            self._moved[(app_id, customer_id)] = None
         self.touched.add((app_id, customer_id))
         self.recharted.add((app_id, customer_id))
 
@@ -159,7 +167,10 @@ class Batch:
                 indexes.append(index)
 
     def end_fact(self, ctx: Context) -> None:
-        """Write the fact's history entry: everything it did, once (SPEC 9)."""
+        """Write the fact's history entry: everything it did, once (SPEC 9); then the
+        documents it changed and where its App User IDs point, as versions at its position
+        (SPEC 12)."""
+        self.render(ctx)
         if self._subjects:
             entry = HistoryEntry(
                 position=ctx.position,
@@ -177,17 +188,37 @@ class Batch:
 
     # --- documents ---------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Rebuild the documents of every customer this batch touched."""
+    def render(self, ctx: Context | None) -> None:
+        """Rebuild the documents of the customers touched since the last render; each that
+        changed, and each App User ID that moved, is also a version at the fact's position
+        (`ctx`), so any position of the log finds the document as it stood then."""
+        at = None if ctx is None else (ctx.position, ctx.received_at_ms)
+        for (app_id, app_user_id), customer_id in sorted(self._moved.items()):
+            if at is not None:
+                self.rows.append(USER_VERSIONS, (app_id, app_user_id, *at), customer_id)
+        self._moved.clear()
         for app_id, customer_id in sorted(self.touched):
             customer = self.customer(app_id, customer_id)
+            before = self.rows.get(DOCUMENTS, app_id, customer_id)
             if customer is None:
-                self.rows.put(DOCUMENTS, app_id, customer_id, None)
+                if before is not None:
+                    self.rows.put(DOCUMENTS, app_id, customer_id, None)
                 continue
             owned = [self.purchase(app_id, key) for key in customer.purchases]
-            doc = build_subscriber(
-                customer, [p for p in owned if p], self.app(app_id), self.subscription_view
-            )
-            self.rows.put(DOCUMENTS, app_id, customer_id, doc)
+            shown = shown_purchases([p for p in owned if p], self.subscription_view)
+            inputs = (customer, self.app(app_id), shown)
+            if self._rendered.get((app_id, customer_id)) == inputs:
+                continue  # the same customer, settings and purchases shown: the same document
+            self._rendered[(app_id, customer_id)] = inputs
+            doc = render_subscriber(customer, shown, inputs[1])
+            if doc != before:
+                self.rows.put(DOCUMENTS, app_id, customer_id, doc)
+                if at is not None:
+                    self.rows.append(DOCUMENT_VERSIONS, (app_id, customer_id, *at), doc)
         self.touched.clear()
+
+    def finish(self) -> None:
+        """The end of a batch (every fact rendered its documents as it ended)."""
+        self.render(None)
         self._views.clear()
+        self._rendered.clear()

@@ -41,12 +41,16 @@ def empty_subscriber(app_user_id: str, seen_at: str) -> Subscriber:
     )
 
 
-def build_subscriber(
-    customer: Customer,
+Shown = tuple[dict[str, SubscriptionView], tuple[OneTimeView, ...]]
+
+
+def shown_purchases(
     purchases: Iterable[Purchase],
-    app: AppState,
     views: Callable[[Purchase], SubscriptionView | None] = subscription_view,
-) -> Subscriber:
+) -> Shown:
+    """What of a customer's purchases its document shows: per product the subscription
+    reaching furthest, and the paid one-time purchases. Equal parts give equal documents
+    (with the same customer and app), so the fold skips rendering when they did not change."""
     subs: dict[str, SubscriptionView] = {}
     one_time: list[OneTimeView] = []
     for purchase in sorted(purchases, key=lambda p: p.key):
@@ -58,6 +62,20 @@ def build_subscriber(
         once = one_time_view(purchase)
         if once is not None:
             one_time.append(once)
+    return subs, tuple(one_time)
+
+
+def build_subscriber(
+    customer: Customer,
+    purchases: Iterable[Purchase],
+    app: AppState,
+    views: Callable[[Purchase], SubscriptionView | None] = subscription_view,
+) -> Subscriber:
+    return render_subscriber(customer, shown_purchases(purchases, views), app)
+
+
+def render_subscriber(customer: Customer, shown: Shown, app: AppState) -> Subscriber:
+    subs, one_time = shown
     return Subscriber(
         original_app_user_id=customer.id,
         first_seen=iso(customer.first_seen_ms // 1000),
@@ -65,9 +83,9 @@ def build_subscriber(
         management_url=None,
         original_application_version=None,
         original_purchase_date=None,
-        entitlements=_entitlements(app, list(subs.values()), one_time),
+        entitlements=_entitlements(app, list(subs.values()), list(one_time)),
         subscriptions={product: _subscription_entry(v) for product, v in subs.items()},
-        non_subscriptions=_non_subscriptions(one_time),
+        non_subscriptions=_non_subscriptions(list(one_time)),
         other_purchases={},
         subscriber_attributes={
             k: AttributeEntry(a.value, a.updated_at_ms) for k, a in customer.attributes.items()

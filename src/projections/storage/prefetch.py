@@ -14,6 +14,7 @@ from projections.model import (
     APPS,
     CUSTOMERS,
     DELIVERIES,
+    DOCUMENTS,
     LINKS,
     PAYMENTS,
     PURCHASES,
@@ -79,7 +80,9 @@ def _customers(loaded: Loaded) -> Wanted:
     wanted: Wanted = defaultdict(set)
     for (table, app_id), values in loaded.items():
         if table == USERS:
-            wanted[(CUSTOMERS, app_id)].update(v for v in values if isinstance(v, str))
+            found = [v for v in values if isinstance(v, str)]
+            wanted[(CUSTOMERS, app_id)].update(found)
+            wanted[(DOCUMENTS, app_id)].update(found)  # compared with the re-rendered one
     return wanted
 
 

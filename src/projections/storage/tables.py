@@ -16,6 +16,7 @@ from projections.model import (
     CHART_PURCHASES,
     CUSTOMERS,
     DELIVERIES,
+    DOCUMENT_VERSIONS,
     DOCUMENTS,
     HISTORY,
     HISTORY_SUBJECTS,
@@ -26,6 +27,7 @@ from projections.model import (
     PURCHASES,
     TOKENS,
     UNPROJECTABLE,
+    USER_VERSIONS,
     USERS,
     AppState,
     ChartCustomer,
@@ -58,6 +60,13 @@ def _state(name: str, projection: str) -> Table:
     return Table(name, projection, ("app_id", "id"))
 
 
+def _versions(name: str, projection: str, subject: str, value: str) -> Table:
+    """As of any moment (SPEC 12): `subject`'s value after each fact that changed it; the
+    fact's receive time is a key column too, so a time finds its versions by index."""
+    numbers = ("position", "received_at_ms")
+    return Table(name, projection, ("app_id", subject, *numbers), numbers, value)
+
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -84,6 +93,8 @@ TABLES: dict[str, Table] = {
             ("position",),
             "parts",
         ),
+        _versions(USER_VERSIONS, "ownership", "app_user_id", "customer"),
+        _versions(DOCUMENT_VERSIONS, "customers", "customer", "document"),
     )
 }
 # State tables and the type of their rows (history is written, never read back, by the fold).

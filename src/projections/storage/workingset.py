@@ -27,7 +27,7 @@ _decoders = {table: msgspec.json.Decoder(row_type) for table, row_type in ROW_TY
 _PAGE = 2000
 # Rows the fold writes but never reads back: caching them would only evict useful rows.
 # (Never put a table the fold reads here: its keys are not remembered as written.)
-WRITE_ONLY = frozenset({"documents", "tokens", "unprojectable", "outbound_events", "outbox"})
+WRITE_ONLY = frozenset({"tokens", "unprojectable", "outbound_events", "outbox"})
 
 
 class Source(Protocol):
@@ -160,6 +160,9 @@ class WorkingSet:
         about = self.inserts.setdefault(HISTORY_SUBJECTS, [])
         for subject, parts in subjects.items():
             about.append((app_id, subject, position, _encoder.encode(parts)))
+
+    def append(self, table: str, keys: tuple[Any, ...], value: Any) -> None:
+        self.inserts.setdefault(table, []).append((*keys, _encoder.encode(value)))
 
     def prepare(self) -> Changes:
         """Encode this batch's writes (canonically, once) and remember them in the cache."""

@@ -16,7 +16,9 @@ from projections.replay import Replay, ReplayConflictError, ReplayResult
 from projections.rules.dates import iso_ms
 from projections.runner import StaleProjectionError
 from projections.storage.tables import PROJECTIONS
+from subledger import asof
 from subledger.apps import app_id_of
+from subledger.cli.asofview import print_document
 from subledger.cli.output import add_json_flag, emit, fail
 from subledger.cli.progress import progress_reporter
 from subledger.cli.timeline import print_timeline
@@ -48,6 +50,13 @@ def register(commands: Any) -> None:
     explain.add_argument("--app", required=True, metavar="APP_ID")
     explain.add_argument("app_user_id")
     explain.add_argument("--page-size", type=int, default=40, metavar="N")
+    explain.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="POSITION|TIME",
+        help="the customer document as it was at this log position or ISO 8601 time "
+        "(with offset), and the facts up to then",
+    )
     add_json_flag(explain)
     explain.set_defaults(handler=_explain)
 
@@ -60,6 +69,14 @@ def register(commands: Any) -> None:
     events.add_argument("--raw", action="store_true", help="include raw Stripe bodies")
     add_json_flag(events)
     events.set_defaults(handler=_events)
+
+
+def _as_of(text: str) -> str:
+    try:
+        asof.parse(text)
+    except asof.AsOfError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _count(text: str) -> int:
@@ -119,21 +136,50 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
         return ledger
     try:
         ledger.get_app(args.app)  # a mistyped app id is an error, not an empty history
-    except UnknownAppError as error:
-        return fail(args, str(error))
-    finally:
-        ledger.close()
-    try:
         reader = Reader(settings.database)
+    except UnknownAppError as error:
+        ledger.close()
+        return fail(args, str(error))
     except Exception as error:  # noqa: BLE001
+        ledger.close()
         return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
     try:
+        if args.as_of is not None:
+            return _explain_as_of(args, ledger, reader)
         history = reader.customer_history(args.app, args.app_user_id)
     finally:
         reader.close()
+        ledger.close()
     if args.json:
         return emit(args, history_document(history), "")
     print_timeline(history, page_size=max(5, args.page_size))
+    return 0
+
+
+def _explain_as_of(args: argparse.Namespace, ledger: Ledger, reader: Reader) -> int:
+    """The document as `GET /v1/subscribers/{id}?as_of=` answers it (SPEC 12); on a
+    terminal its entitlements judged then, and the facts up to that moment."""
+    try:
+        at = asof.resolve(args.as_of, ledger, reader)
+    except asof.AsOfError as error:
+        return fail(args, str(error))
+    request_date, request_ms, raw = asof.document(reader, args.app, args.app_user_id, at)
+    answer = {
+        "request_date": request_date,
+        "request_date_ms": request_ms,
+        "subscriber": msgspec.json.decode(raw),
+    }
+    if args.json:
+        return emit(args, answer, "")
+    history = reader.customer_history(args.app, args.app_user_id)
+    until = [
+        e
+        for e in history.entries
+        if (e.position <= at.position if at.position is not None else e.received_at_ms <= at.at_ms)
+    ]
+    heading = f"position {at.position}" if at.position is not None else f"time {args.as_of}"
+    print_document(answer, f"{args.app_user_id} at {heading}")
+    print_timeline(msgspec.structs.replace(history, entries=until), page_size=args.page_size)
     return 0
 
 

@@ -9,11 +9,33 @@ import msgspec
 
 from projections.rules.dates import iso
 from projections.rules.documents import empty_subscriber
+from subledger import asof
+from subledger.codes import Code
 from subledger.http.answers import CustomerInfoAnswer, PublicSubscriber
+from subledger.http.errors import ApiError
 from subledger.http.guards import Caller
 from subledger.service import Service
 
 _public = msgspec.json.Decoder(PublicSubscriber)
+
+
+async def customer_info_as_of(
+    service: Service, caller: Caller, app_user_id: str, as_of: str
+) -> CustomerInfoAnswer:
+    """The document as the projection held it at `as_of`, dated then (SPEC 12): secret key
+    only (403/7244); 400/8120 for what names no moment, 404/8121 for one not reached yet."""
+    if not caller.is_secret:
+        raise ApiError(Code.SECRET_KEY_NEEDED, "as_of needs the app's secret key")
+    try:
+        at = await service.read(asof.resolve, as_of, service.ledger, service.reader)
+    except asof.AsOfNotReachedError as error:
+        raise ApiError(Code.AS_OF_NOT_REACHED, str(error)) from None
+    except asof.AsOfError as error:
+        raise ApiError(Code.INVALID_AS_OF, str(error)) from None
+    request_date, request_ms, raw = await service.read(
+        asof.document, service.reader, caller.app_id, app_user_id, at
+    )
+    return CustomerInfoAnswer(request_date, request_ms, msgspec.Raw(raw))
 
 
 async def customer_info(service: Service, caller: Caller, app_user_id: str) -> CustomerInfoAnswer:
