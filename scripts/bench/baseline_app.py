@@ -3,7 +3,9 @@
 Same route, same raw-body read, the same `verify` and `decode_envelope` as subledger, then one
 `INSERT … ON CONFLICT DO NOTHING` committed on its own (a duplicate answers duplicate:true),
 nothing else: no event sourcing, no group commit. Served like `subledger serve`
-(`uvicorn.run(app, host, port, log_config=None, access_log=False)`).
+(`uvicorn.run(app, host, port, log_config=None, access_log=False)`); with `--workers N` (the
+naive multi-worker server of issue 21) as `uvicorn --workers N` runs it: N processes
+accepting on one socket the parent binds.
 
 Environment:
   BENCH_DATABASE_URL    sqlite:////abs/path.db or postgresql://…/db?schema=NAME
@@ -13,7 +15,7 @@ Environment:
                         async-tx (BEGIN/INSERT/COMMIT), thread (sync ConnectionPool in a thread)
   BENCH_PG_POOL         pool size (default 8)
 
-Run by scripts/bench/ingest: python scripts/bench/baseline_app.py --port N
+Run by scripts/bench/ingest: python scripts/bench/baseline_app.py --port N [--workers N]
 """
 
 from __future__ import annotations
@@ -240,6 +242,7 @@ def make_store(database: Database) -> Store:
 
 def create_app() -> Litestar:
     """The baseline app (factory: reads BENCH_* from the environment)."""
+    tune_runtime()  # the same interpreter settings as `subledger serve` (also in workers)
     database = parse_database_url(os.environ["BENCH_DATABASE_URL"])
     store = make_store(database)
     bench = Baseline(store, os.environ["BENCH_APP_ID"], os.environ["BENCH_WEBHOOK_SECRET"])
@@ -257,12 +260,32 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    tune_runtime()  # the same interpreter settings as `subledger serve`
     import uvicorn
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None, access_log=False)
+    if args.workers <= 1:
+        app = create_app()
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+        return 0
+    asyncio.run(_create_table())  # once, before N workers race to create it
+    uvicorn.run(
+        "baseline_app:create_app",
+        factory=True,
+        app_dir=os.path.dirname(os.path.abspath(__file__)),
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+    )
     return 0
+
+
+async def _create_table() -> None:
+    store = make_store(parse_database_url(os.environ["BENCH_DATABASE_URL"]))
+    await store.start()
+    await store.close()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Ingest benchmark: subledger's webhook route against a verify + INSERT/COMMIT baseline.
 
 For each store (SQLite in a temp dir, PostgreSQL in fresh schemas dropped at the end) and each
-variant (baseline / before: SUBLEDGER_INGEST_MAX_GROUP=1 / after: group commit / after with
-the projector external), it starts the real server process, drives it with wrk over loopback
-with distinct pre-signed events (peak, closed loop), then with an open-loop client at half the
-measured peak (p50/p99 at a fixed rate), and checks that the stored rows match the 200
-non-duplicate answers. PostgreSQL: SUBLEDGER_BENCH_DATABASE_URL, else
-SUBLEDGER_TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/test.
+variant (VARIANTS: the naive server with N workers and with one process; `subledger serve`
+with N workers or one, with the projector or without, for an app that tracks new purchases
+or not), it starts the real server process, drives it with wrk over loopback with distinct
+pre-signed events (peak, closed loop), then with an open-loop client at half the measured
+peak (p50/p99 at a fixed rate), then (receipt variants) POST /v1/receipts for subscriptions
+the warm-up stored at half the peak rate, and checks that the stored rows match the 200
+non-duplicate answers. CPU is reported per process role (HTTP, projector, deliverer,
+PostgreSQL, wrk). N: --workers, default the cores. PostgreSQL: SUBLEDGER_BENCH_DATABASE_URL,
+else SUBLEDGER_TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/test.
 """
 
 from __future__ import annotations
@@ -33,17 +36,48 @@ from benchlib.load import OpenLoopResult, WrkResult  # noqa: E402
 from benchlib.machine import log  # noqa: E402
 from benchlib.webhooks import EventFactory  # noqa: E402
 
+from subledger.settings import usable_cores  # noqa: E402
 from tests.serverprocess import Server, free_port, serve_argv, start  # noqa: E402
 
 HERE = ROOT / "scripts" / "bench"
 
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    baseline: bool = False
+    workers: int | None = None  # None: --workers of the benchmark (cores); 1: one process
+    projector: bool = True
+    track: bool = False  # the app tracks new purchases: every event is fully projected
+    max_group: int | None = None
+    receipts: bool = False  # then POST /v1/receipts at half the peak ingest rate
+
+
 VARIANTS = {
-    "baseline": "baseline (verify + INSERT/COMMIT)",
-    "before": "before (max_group=1)",
-    "after": "after (group commit)",
-    "after-noproj": "after, projector external",
+    "baseline-n": Variant("naive, N workers (verify + INSERT/COMMIT)", baseline=True),
+    "baseline": Variant("naive, 1 process (verify + INSERT/COMMIT)", baseline=True, workers=1),
+    "before": Variant("before (max_group=1)", workers=1, max_group=1),
+    "after": Variant("serve --workers 1", workers=1),
+    "after-track": Variant("serve --workers 1, tracking", workers=1, track=True, receipts=True),
+    "after-noproj": Variant("serve --workers 1, projector external", workers=1, projector=False),
+    "workers": Variant("serve --workers N", receipts=True),
+    "workers-track": Variant("serve --workers N, tracking", track=True, receipts=True),
+    "workers-noproj": Variant("serve --workers N, projector external", projector=False),
+    "workers-noproj-track": Variant(
+        "serve --workers N, projector external, tracking", projector=False, track=True
+    ),
 }
-DEFAULT_VARIANTS = ("baseline", "before", "after", "after-noproj")
+# Issue 21: the naive server with as many workers as the product, and with one process.
+DEFAULT_VARIANTS = (
+    "baseline-n",
+    "baseline",
+    "after",
+    "after-track",
+    "workers",
+    "workers-track",
+    "workers-noproj",
+    "workers-noproj-track",
+)
 STORES = ("sqlite", "postgresql")
 
 
@@ -56,7 +90,10 @@ class VariantResult:
     half: OpenLoopResult
     notes: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
-    ratio_to_baseline: float | None = None
+    ratio_to_baseline: float | None = None  # to the naive server with N workers
+    ratio_to_single: float | None = None  # to the naive server in one process
+    workers: int = 1
+    receipts: OpenLoopResult | None = None
     interference: float = 0.0  # the most CPU (in cores) other processes took in one phase
 
 
@@ -70,6 +107,7 @@ class Plan:
     pg_mode: str
     pg_pool: int
     tmp: Path
+    workers: int = 2
     quiet_wait_s: float = 120.0
     retries: int = 1
     stores: list[str] = field(default_factory=list)  # URLs to drop at the end
@@ -84,6 +122,8 @@ class Target:
     secret: str
     url: str
     table: str
+    public_key: str = ""
+    known: int = 0  # lifecycles (subscriptions) the warm-up surely stored: 0 .. known - 1
 
     @property
     def where(self) -> dict[str, Any]:
@@ -120,11 +160,14 @@ class Target:
 
 
 def start_target(store: str, variant: str, plan: Plan) -> Target:
+    spec = VARIANTS[variant]
+    workers = spec.workers or plan.workers
     secret = "whsec_bench" + secrets.token_hex(16)
     port = free_port()
     url = stores.fresh_url(store, plan.tmp)
     plan.stores.append(url)
-    if variant == "baseline":
+    public_key = ""
+    if spec.baseline:
         app_id, table = "app_bench_baseline", "bench_baseline"
         env = source.clean_env(
             BENCH_DATABASE_URL=url,
@@ -134,8 +177,9 @@ def start_target(store: str, variant: str, plan: Plan) -> Target:
             BENCH_PG_POOL=str(plan.pg_pool),
         )
         argv = [sys.executable, str(HERE / "baseline_app.py"), "--port", str(port)]
+        argv += ["--workers", str(workers)]
     else:
-        app_id = webhooks.create_app(url, secret)
+        app_id, public_key = webhooks.create_app(url, secret, track=spec.track)
         table = "stored_events" if store == "sqlite" else "ledger_events"
         env = source.clean_env(
             SUBLEDGER_DATABASE_URL=url,
@@ -143,14 +187,14 @@ def start_target(store: str, variant: str, plan: Plan) -> Target:
             SUBLEDGER_PORT=str(port),
             SUBLEDGER_LOG_LEVEL="WARNING",
         )
-        if variant == "before":
-            env["SUBLEDGER_INGEST_MAX_GROUP"] = "1"
-        if variant == "after-noproj":
+        if spec.max_group is not None:
+            env["SUBLEDGER_INGEST_MAX_GROUP"] = str(spec.max_group)
+        if not spec.projector:
             env["SUBLEDGER_PROJECTOR"] = "external"
-        argv = serve_argv()
+        argv = serve_argv("--workers", str(workers))
     log_path = plan.tmp / f"{store}-{variant}-{port}.log"
     server = start(argv, port, log_path, env=env, cwd=source.workdir())
-    return Target(server, app_id, secret, url, table)
+    return Target(server, app_id, secret, url, table, public_key)
 
 
 def measure_peak(target: Target, factory: EventFactory, plan: Plan, name: str) -> WrkResult:
@@ -163,6 +207,7 @@ def measure_peak(target: Target, factory: EventFactory, plan: Plan, name: str) -
         url, prefix, threads=plan.threads, connections=plan.connections, duration_s=plan.warmup_s
     )
     webhooks.remove_pool(prefix, plan.threads)
+    target.known = warm.ok // 6 // plan.threads  # each wrk thread sends its share in order
     estimate = max(warm.requests / warm.duration_s, 100.0)
     log(f"  warm-up: {estimate:.0f} req/s")
     pool = int(estimate * plan.duration_s * 1.6) + 2000
@@ -226,6 +271,30 @@ def measure_half(target: Target, factory: EventFactory, plan: Plan, rate: float)
     return half
 
 
+def measure_receipts(
+    target: Target, factory: EventFactory, plan: Plan, rate: float
+) -> OpenLoopResult:
+    """Open loop of POST /v1/receipts at `rate` for subscriptions the peak run stored (each
+    answers once its token is projected: read-your-writes)."""
+    count = max(int(rate * plan.half_duration_s), 10)
+    requests = webhooks.receipt_requests(
+        count,
+        factory.tag,
+        max(target.known, 1),
+        host="127.0.0.1",
+        port=target.server.port,
+        public_key=target.public_key,
+    )
+    busy_s = load.wait_idle(target.server)
+    log(f"  server idle {busy_s:.1f} s before the receipts")
+    result = load.open_loop("127.0.0.1", target.server.port, requests, rate, server=target.server)
+    log(
+        f"  receipts: target {rate:.0f}/s achieved {result.achieved_rate:.0f}/s, "
+        f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, not 200: {result.other}"
+    )
+    return result
+
+
 def run_variant(store: str, variant: str, plan: Plan) -> VariantResult:
     """Measure one variant; again (up to plan.retries) when other processes took CPU meanwhile."""
     best: VariantResult | None = None
@@ -244,12 +313,16 @@ def run_variant(store: str, variant: str, plan: Plan) -> VariantResult:
 
 
 def run_variant_once(store: str, variant: str, plan: Plan) -> VariantResult:
-    log(f"{store} / {VARIANTS[variant]}: starting server")
+    spec = VARIANTS[variant]
+    log(f"{store} / {spec.label}: starting server")
     target = start_target(store, variant, plan)
+    receipts = None
     try:
         factory = EventFactory(target.secret)
         peak = measure_peak(target, factory, plan, f"{store}-{variant}")
         half = measure_half(target, factory, plan, max(peak.accepted_per_s * 0.5, 1.0))
+        if spec.receipts:
+            receipts = measure_receipts(target, factory, plan, max(peak.accepted_per_s * 0.5, 1.0))
     except Exception:
         log(f"server log of {store}/{variant}:\n{target.server.logs()[-4000:]}")
         raise
@@ -273,8 +346,10 @@ def run_variant_once(store: str, variant: str, plan: Plan) -> VariantResult:
                 "(interference; rerun on a quiet machine)"
             )
     checks = {"peak": peak.extra["check"], "half": half.extra["check"]}
-    result = VariantResult(store, variant, VARIANTS[variant], peak, half, notes, checks)
+    result = VariantResult(store, variant, spec.label, peak, half, notes, checks)
     result.interference = interference
+    result.workers = spec.workers or plan.workers
+    result.receipts = receipts
     return result
 
 
@@ -289,26 +364,52 @@ def _group(extra: dict[str, Any]) -> str:
     return f"{extra['facts'] / max(extra['commits'], 1):.1f}" if "commits" in extra else "-"
 
 
+def _per_request(seconds: float, requests: int) -> str:
+    return _fmt(seconds * 1000 / max(requests, 1), 2)
+
+
+def cpu_split(r: VariantResult) -> str:
+    """CPU ms per request of the peak run: HTTP (the one process, or supervisor + workers);
+    projector; deliverer; PostgreSQL; wrk."""
+    roles, per = r.peak.roles_cpu_s, r.peak.requests
+    http = roles.get("main", 0.0) + roles.get("workers", 0.0)
+    parts = [
+        _per_request(http, per),
+        _per_request(roles.get("projector", 0.0), per),
+        _per_request(roles.get("deliverer", 0.0), per),
+        _per_request(r.peak.postgres_cpu_s, per) if r.store == "postgresql" else "-",
+        _per_request(r.peak.wrk_cpu_s, per),
+    ]
+    return " / ".join(parts)
+
+
 def table(results: list[VariantResult]) -> str:
     lines = [
-        "| store | variant | peak accepted/s | x baseline | peak p50 ms | peak p99 ms | "
-        "half-peak rate target -> achieved | half p50 ms | half p99 ms | "
-        "facts/commit peak; half | server CPU ms/req | postgres CPU ms/req | "
+        "| store | variant | workers | peak accepted/s | x naive N | x naive 1 | "
+        "peak p50 ms | peak p99 ms | half-peak rate target -> achieved | half p50 ms | "
+        "half p99 ms | receipts at half peak: rate; p50; p99 ms | facts/commit peak; half | "
+        "peak CPU ms/req: http / projector / deliverer / postgres / wrk | "
         "other load (cores) peak; half |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        per = max(r.peak.requests, 1)
-        pg_cpu = _fmt(r.peak.postgres_cpu_s * 1000 / per, 2) if r.store == "postgresql" else "-"
         groups = "-"
-        if r.store == "postgresql" and r.variant != "baseline":
+        if r.store == "postgresql" and not VARIANTS[r.variant].baseline:
             groups = f"{_group(r.peak.extra)}; {_group(r.half.extra)}"
+        receipts = "-"
+        if r.receipts is not None:
+            bad = sum(r.receipts.other.values())
+            receipts = (
+                f"{r.receipts.achieved_rate:.0f}/s; {_fmt(r.receipts.p50_ms)}; "
+                f"{_fmt(r.receipts.p99_ms)}" + (f" ({bad} not 200)" if bad else "")
+            )
         lines.append(
-            f"| {r.store} | {r.label} | {r.peak.accepted_per_s:.0f} | "
-            f"{_fmt(r.ratio_to_baseline, 2)} | {_fmt(r.peak.p50_ms)} | {_fmt(r.peak.p99_ms)} | "
+            f"| {r.store} | {r.label} | {r.workers} | {r.peak.accepted_per_s:.0f} | "
+            f"{_fmt(r.ratio_to_baseline, 2)} | {_fmt(r.ratio_to_single, 2)} | "
+            f"{_fmt(r.peak.p50_ms)} | {_fmt(r.peak.p99_ms)} | "
             f"{r.half.target_rate:.0f} -> {r.half.achieved_rate:.0f} | "
-            f"{_fmt(r.half.p50_ms)} | {_fmt(r.half.p99_ms)} | {groups} | "
-            f"{_fmt(r.peak.server_cpu_s * 1000 / per, 2)} | {pg_cpu} | "
+            f"{_fmt(r.half.p50_ms)} | {_fmt(r.half.p99_ms)} | {receipts} | {groups} | "
+            f"{cpu_split(r)} | "
             f"{r.peak.other_cpu_s / r.peak.duration_s:.2f}; "
             f"{r.half.other_cpu_s / max(r.half.sent / r.half.target_rate, 1e-9):.2f} |"
         )
@@ -316,17 +417,27 @@ def table(results: list[VariantResult]) -> str:
 
 
 def goal_lines(results: list[VariantResult]) -> list[str]:
-    after = next((r for r in results if r.store == "postgresql" and r.variant == "after"), None)
-    if after is None or after.ratio_to_baseline is None:
-        return ["goal: not evaluated (PostgreSQL after and baseline were not both run)"]
-    throughput = after.ratio_to_baseline >= 1.0
-    latency = after.half.p99_ms < 50
-    return [
-        f"goal PostgreSQL throughput >= 1.0x baseline: {after.ratio_to_baseline:.2f}x "
-        f"-> {'MET' if throughput else 'NOT MET'}",
-        f"goal PostgreSQL p99 < 50 ms at half peak: {after.half.p99_ms:.1f} ms "
-        f"-> {'MET' if latency else 'NOT MET'}",
-    ]
+    """Issue 21's goals, on PostgreSQL with an app that tracks new purchases."""
+    found = {r.variant: r for r in results if r.store == "postgresql"}
+    lines = []
+    for variant, goal in (("workers-track", 1.0), ("workers-noproj-track", 1.5)):
+        r = found.get(variant)
+        if r is None or r.ratio_to_baseline is None:
+            lines.append(f"goal {variant} >= {goal}x naive N: not evaluated (not run)")
+            continue
+        met = "MET" if r.ratio_to_baseline >= goal else "NOT MET"
+        lines.append(
+            f"goal PostgreSQL {r.label} >= {goal}x naive N workers: "
+            f"{r.ratio_to_baseline:.2f}x -> {met}"
+        )
+    r = found.get("workers-track")
+    if r is not None:
+        met = "MET" if r.half.p99_ms < 50 else "NOT MET"
+        lines.append(f"goal half-peak p99 < 50 ms: {r.half.p99_ms:.1f} ms -> {met}")
+        if r.receipts is not None:
+            met = "MET" if r.receipts.p99_ms < 100 else "NOT MET"
+            lines.append(f"goal receipts p99 < 100 ms: {r.receipts.p99_ms:.1f} ms -> {met}")
+    return lines
 
 
 def report(results: list[VariantResult], info: dict[str, Any], plan: Plan, command: str) -> str:
@@ -359,6 +470,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--stores", default=",".join(stores.STORES), help="sqlite,postgresql")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=",".join(VARIANTS))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="N: the HTTP workers of subledger and of the naive server (default: cores)",
+    )
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds (3)")
@@ -435,7 +552,9 @@ def prepare(args: argparse.Namespace) -> tuple[Plan, dict[str, Any]] | str:
         tmp=tmp,
         quiet_wait_s=args.quiet_wait,
         retries=args.retries,
+        workers=args.workers or usable_cores(),
     )
+    info["workers"] = plan.workers
     return plan, info
 
 
@@ -464,9 +583,13 @@ def main(argv: list[str]) -> int:
         else:
             shutil.rmtree(plan.tmp, ignore_errors=True)
     for r in results:
-        base = next((b for b in results if b.store == r.store and b.variant == "baseline"), None)
-        if base is not None and base.peak.accepted_per_s:
-            r.ratio_to_baseline = r.peak.accepted_per_s / base.peak.accepted_per_s
+        for variant, attribute in (
+            ("baseline-n", "ratio_to_baseline"),
+            ("baseline", "ratio_to_single"),
+        ):
+            base = next((b for b in results if (b.store, b.variant) == (r.store, variant)), None)
+            if base is not None and base.peak.accepted_per_s:
+                setattr(r, attribute, r.peak.accepted_per_s / base.peak.accepted_per_s)
     print(report(results, info, plan, command))
     if args.json:
         payload = {

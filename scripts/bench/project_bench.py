@@ -95,7 +95,7 @@ def serve(store: str, tmp: Path) -> tuple[Server, str, str, str]:
     """A fresh store with one app, and `subledger serve` on it (its default projector)."""
     secret = "whsec_bench" + secrets.token_hex(16)
     url = stores.fresh_url(store, tmp)
-    app_id = webhooks.create_app(url, secret)
+    app_id, _ = webhooks.create_app(url, secret)
     port = free_port()
     env = source.clean_env(
         SUBLEDGER_DATABASE_URL=url, SUBLEDGER_PORT=str(port), SUBLEDGER_LOG_LEVEL="WARNING"

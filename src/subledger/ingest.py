@@ -23,6 +23,8 @@ Recorder = Callable[[Sequence[Fact]], list[int | None]]
 # hold a quarter of a gigabyte in one statement, and fail or stall every request in it.
 GROUP_MAX_BYTES = 16 * 1024 * 1024
 Noter = Callable[[Sequence[Fact]], None]
+# One request's facts, committed in one transaction, and the future its positions go to.
+Item = tuple[tuple[Fact, ...], "asyncio.Future[list[int | None]]"]
 
 
 class GroupCommitter:
@@ -38,7 +40,7 @@ class GroupCommitter:
         self._record_new = record_new
         self._note_duplicates = note_duplicates
         self._max_group = max_group
-        self._queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]] | None = None
+        self._queue: asyncio.Queue[Item] | None = None
         self._writer: asyncio.Task[None] | None = None
         # The writer's own thread slot: in anyio's shared pool (40 threads) it queued behind
         # receipts waiting for the projection, and webhooks answered 503 while the store
@@ -47,38 +49,45 @@ class GroupCommitter:
 
     async def submit(self, fact: Fact) -> int | None:
         """Position of the durable fact, or None when it was already stored (duplicate)."""
+        return (await self.submit_all((fact,)))[0]
+
+    async def submit_all(self, facts: Sequence[Fact]) -> list[int | None]:
+        """One request's facts (a receipt's token and its Stripe reads), committed together
+        in one group: their positions, None for those already stored."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._thread = anyio.CapacityLimiter(1)
             self._writer = asyncio.create_task(self._run(self._queue), name="group-committer")
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((fact, future))
+        future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((tuple(facts), future))
         return await future
 
-    async def _run(self, queue: asyncio.Queue[tuple[Fact, asyncio.Future[int | None]]]) -> None:
+    async def _run(self, queue: asyncio.Queue[Item]) -> None:
         while True:
             group = [await queue.get()]
-            size = _size(group[0][0])
-            while len(group) < self._max_group and size < GROUP_MAX_BYTES and not queue.empty():
+            count, size = len(group[0][0]), _size(group[0][0])
+            while count < self._max_group and size < GROUP_MAX_BYTES and not queue.empty():
                 group.append(queue.get_nowait())
-                size += _size(group[-1][0])
-            live = [(fact, future) for fact, future in group if not future.cancelled()]
+                count, size = count + len(group[-1][0]), size + _size(group[-1][0])
+            live = [(facts, future) for facts, future in group if not future.cancelled()]
             if live:
                 await self._commit(live)
 
-    async def _commit(self, group: list[tuple[Fact, asyncio.Future[int | None]]]) -> None:
+    async def _commit(self, group: list[Item]) -> None:
         try:
             positions = await anyio.to_thread.run_sync(
-                self._write, [fact for fact, _ in group], limiter=self._thread
+                self._write, [fact for facts, _ in group for fact in facts], limiter=self._thread
             )
         except Exception as error:  # noqa: BLE001 - every waiter gets the store's failure
             for _, future in group:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, future), position in zip(group, positions, strict=True):
+        start = 0
+        for facts, future in group:
             if not future.done():
-                future.set_result(position)
+                future.set_result(positions[start : start + len(facts)])
+            start += len(facts)
 
     def _write(self, facts: list[Fact]) -> list[int | None]:
         """Commit the group; then note the copies that were already stored (audit trail)."""
@@ -96,6 +105,6 @@ class GroupCommitter:
             self._queue = None
 
 
-def _size(fact: Fact) -> int:
-    body: bytes = getattr(fact, "body", b"")  # notifications carry one; other facts are small
-    return len(body)
+def _size(facts: Sequence[Fact]) -> int:
+    # Notifications carry a body; other facts are small.
+    return sum(len(getattr(fact, "body", b"")) for fact in facts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -42,6 +43,72 @@ def lacks_product(purchase: Purchase) -> bool:
     return purchase.kind == "one_time" and session is not None and session.product is None
 
 
+class PositionWatch:
+    """Waits for the projection's position in another process: one thread polls the
+    tracking table while anyone waits and wakes every waiter it satisfies. A poll per
+    waiter (2 → 50 ms back-off each) made 64 waiting receipts 64 pollers, a cost that grew
+    with the waiters (its share of a receipt's CPU was not measured apart)."""
+
+    PAUSE_S = (0.003, 0.025)  # between polls: at first and after nothing changed for a while
+
+    def __init__(self, read_position: Callable[[], int], on_error: Callable[[], None]) -> None:
+        self._read_position = read_position
+        self._on_error = on_error
+        self._changed = threading.Condition()
+        self._known = 0
+        self._failures = 0  # polls that failed: a waiter fails on one made while it waits
+        self._waiting = 0
+        self._poller: threading.Thread | None = None
+
+    def wait_for(self, position: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            if self._known >= position:
+                return True
+            self._waiting += 1
+            failures = self._failures
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll, name="position", daemon=True)
+                self._poller.start()
+            self._changed.notify_all()  # the poller may be idle
+            try:
+                while self._known < position:
+                    if self._failures != failures:  # as a read of the store would: 503
+                        raise StoreUnavailableError("the projection's position is unreadable")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._changed.wait(remaining)
+                return True
+            finally:
+                self._waiting -= 1
+
+    def _poll(self) -> None:
+        pause, failing = self.PAUSE_S[0], False
+        while True:
+            with self._changed:
+                while not self._waiting:
+                    self._changed.wait()
+            try:
+                position, failing = self._read_position(), False
+            except Exception as error:  # noqa: BLE001 - waiters time out; polling goes on
+                if not failing:  # once an outage, not every poll
+                    log.warning("projection position unreadable: %s", error)
+                self._on_error()
+                position, failing = 0, True
+            with self._changed:
+                if failing:
+                    self._failures += 1
+                    self._changed.notify_all()
+                if position > self._known:
+                    self._known = position
+                    self._changed.notify_all()
+                    pause = self.PAUSE_S[0]
+                else:
+                    pause = min(pause * 2, self.PAUSE_S[1])
+            time.sleep(pause)
+
+
 class ProjectionLaggingError(RuntimeError):
     """Stored, but the projection did not apply it within SUBLEDGER_PROJECTION_WAIT_S."""
 
@@ -49,15 +116,18 @@ class ProjectionLaggingError(RuntimeError):
 class Service:
     """Ledger, app registry, ingest group committer, read models and (optionally) projector."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, worker: bool = False) -> None:
+        """`worker`: one of `serve --workers N`'s HTTP processes; the supervising parent runs
+        the one projector and the one deliverer, so this process runs neither."""
         self.settings = settings
         self.sealer = Sealer(settings.secrets_key)
         self.ledger = Ledger(settings.database, sealer=self.sealer)
         self.registry = AppRegistry(self.ledger, self.sealer)
-        mode = settings.projector_mode
+        mode = "external" if worker else settings.projector_mode
         self.projector = Projector(self.ledger) if mode == "thread" else None
         self.child = ChildProjector(settings) if mode == "process" else None
         self.reader = Reader(settings.database)
+        self.watch = PositionWatch(self.reader.position, self.reader.db.discard)
         # Ingest does not wake the projector: under load it would run one tiny batch per
         # commit; its 25 ms poll gathers them (readers that wait wake it themselves).
         self.committer = GroupCommitter(
@@ -75,7 +145,7 @@ class Service:
         # lease in the store keeps one sender at a time across processes.
         self.deliverer = (
             Deliverer(self.ledger, self.reader, self.registry, settings, appended=self.appended)
-            if settings.delivery == "thread"
+            if settings.delivery == "thread" and not worker
             else None
         )
         self._stop = threading.Event()
@@ -134,8 +204,15 @@ class Service:
             raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
 
     async def record_and_wait(self, *facts: Fact) -> int:
-        """Append, then wait until the projection has applied it (read-your-writes)."""
-        position = await anyio.to_thread.run_sync(functools.partial(self.ledger.record, *facts))
+        """Append (in one transaction, grouped with whatever else is being committed), then
+        wait until the projection has applied it (read-your-writes)."""
+        try:  # at most the store timeout, like a webhook: then 503, the store is down
+            async with asyncio.timeout(self.settings.store_timeout_s):
+                positions = await self.committer.submit_all(facts)
+        except TimeoutError:
+            raise StoreUnavailableError("the store did not confirm in time; retry") from None
+        # The facts have random ids: none was stored before (None would mean it was).
+        position = max((p for p in positions if p is not None), default=0)
         self.appended()
         if not await self.wait_projected_async(position, self.settings.projection_wait_s):
             raise ProjectionLaggingError(
@@ -162,14 +239,7 @@ class Service:
         """Read-your-writes: has the projection applied `position`?"""
         if self.projector is not None:
             return self.projector.wait_for(position, timeout_s)
-        deadline = time.monotonic() + timeout_s
-        pause = 0.002
-        while self.reader.position() < position:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-        return True
+        return self.watch.wait_for(position, timeout_s)
 
     async def wait_projected_async(self, position: int, timeout_s: float) -> bool:
         """`wait_projected` on threads of its own, WAIT_SLOTS at most: waiting receipts used

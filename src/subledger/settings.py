@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_timeout_s: float = 60.0
     delivery_concurrency: int = 8  # requests in flight per integration
     delivery_max_age_s: float = 86_400.0
+    workers: int = 0  # HTTP worker processes of `serve`; 0: decided by the store (worker_count)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -93,6 +95,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 environ, "SUBLEDGER_DELIVERY_CONCURRENCY", 8, low=1, high=256
             ),
             delivery_max_age_s=_float(environ, "SUBLEDGER_DELIVERY_MAX_AGE_S", 86_400.0),
+            workers=_int(environ, "SUBLEDGER_WORKERS", 0, low=0, high=256),
         )
 
     @property
@@ -103,8 +106,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return self.projector
         return "thread" if self.database.kind == "sqlite" else "process"
 
+    @property
+    def worker_count(self) -> int:
+        """`serve`'s HTTP worker processes: SUBLEDGER_WORKERS, else one per core this process
+        may run on with PostgreSQL, and one with SQLite (docs/decisions.md "Several HTTP
+        workers") or with SUBLEDGER_PROJECTOR=thread (a projector inside the one process)."""
+        if self.workers:
+            return self.workers
+        if self.database.kind == "sqlite" or self.projector == "thread":  # one process asked
+            return 1
+        return usable_cores()
+
     def with_database(self, url: str, schema: str = "") -> Settings:
         return msgspec.structs.replace(self, database=parse_database_url(url, schema))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (taskset and cgroup cpusets count, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def parse_database_url(url: str, schema: str = "") -> Database:

@@ -53,3 +53,32 @@ def test_small_facts_group_up_to_the_count_limit() -> None:
     sizes = groups_for([notification(n, 100) for n in range(20)], max_group=8)
     assert sum(sizes) == 20
     assert max(sizes) == 8
+
+
+def test_one_requests_facts_commit_together_and_get_their_own_positions() -> None:
+    """A receipt's token and its Stripe reads (submit_all) share one transaction, beside
+    other requests' facts, and each request gets the positions of its own facts."""
+    groups: list[list[Fact]] = []
+    log: list[Fact] = []
+
+    def record(group: Sequence[Fact]) -> list[int | None]:
+        groups.append(list(group))
+        log.extend(group)
+        return [log.index(f) + 1 for f in group]
+
+    submitted: list[list[Fact]] = [
+        [notification(0, 10)],
+        [notification(n, 10) for n in range(1, 4)],  # with the first, past max_group
+        [notification(4, 10)],
+    ]
+
+    async def run() -> list[list[int | None]]:
+        committer = GroupCommitter(record, max_group=3)
+        answers = await asyncio.gather(*(committer.submit_all(facts) for facts in submitted))
+        await committer.close()
+        return list(answers)
+
+    answers = asyncio.run(run())
+    assert [[log[p - 1] for p in a if p is not None] for a in answers] == submitted
+    together = submitted[1]
+    assert any(all(f in group for f in together) for group in groups), groups

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from subledger.cli.servecommands import projector_choice
@@ -93,7 +95,13 @@ def test_password_never_appears_in_url_errors() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("SUBLEDGER_PORT", "eighty"), ("SUBLEDGER_PORT", "70000"), ("SUBLEDGER_LOG_LEVEL", "loud")],
+    [
+        ("SUBLEDGER_PORT", "eighty"),
+        ("SUBLEDGER_PORT", "70000"),
+        ("SUBLEDGER_LOG_LEVEL", "loud"),
+        ("SUBLEDGER_WORKERS", "-1"),
+        ("SUBLEDGER_WORKERS", "many"),
+    ],
 )
 def test_bad_scalars_are_refused(key: str, value: str) -> None:
     with pytest.raises(SettingsError, match=key):
@@ -210,3 +218,14 @@ def test_the_retry_schedule_can_run_in_seconds_or_not_at_all() -> None:
 def test_bad_delivery_settings_are_one_line_errors(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(SettingsError, match=fragment):
         Settings.from_env(env)
+
+
+def test_workers_default_to_the_cores_on_postgresql_and_one_on_sqlite() -> None:
+    postgres = {"SUBLEDGER_DATABASE_URL": "postgresql://u@h/db"}
+    cores = len(os.sched_getaffinity(0))
+    assert Settings.from_env(postgres).worker_count == cores
+    assert Settings.from_env({}).worker_count == 1  # SQLite
+    assert Settings.from_env({"SUBLEDGER_WORKERS": "3"}).worker_count == 3
+    assert Settings.from_env(postgres | {"SUBLEDGER_WORKERS": "1"}).worker_count == 1
+    # A projector thread lives in the one HTTP process: one worker unless told otherwise.
+    assert Settings.from_env(postgres | {"SUBLEDGER_PROJECTOR": "thread"}).worker_count == 1

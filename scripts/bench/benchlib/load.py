@@ -29,6 +29,10 @@ def server_cpu(server: Server | None, *, user_only: bool = False) -> float:
     return machine.tree_cpu(server.process.pid, user_only=user_only) if server else 0.0
 
 
+def server_roles(server: Server | None) -> dict[str, float]:
+    return machine.role_cpu(server.process.pid) if server else {}
+
+
 def require_wrk() -> str:
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -53,6 +57,7 @@ class WrkResult:
     postgres_cpu_s: float = 0.0
     wrk_cpu_s: float = 0.0
     other_cpu_s: float = 0.0  # the machine's busy time not spent by these (interference)
+    roles_cpu_s: dict[str, float] = field(default_factory=dict)  # the server's, by process role
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -83,7 +88,7 @@ def run_wrk(
         "--",
         str(prefix),
     ]
-    cpu0 = server_cpu(server)
+    cpu0, roles0 = server_cpu(server), server_roles(server)
     pg0 = machine.postgres_cpu()
     others = machine.OtherLoad(lambda: server_cpu(server, user_only=True)).start()
     started = os.times()
@@ -91,7 +96,7 @@ def run_wrk(
     ended = os.times()
     other_cpu = others.stop()
     pg1 = machine.postgres_cpu()
-    cpu1 = server_cpu(server)
+    cpu1, roles1 = server_cpu(server), server_roles(server)
     line = next((x for x in out.stdout.splitlines() if x.startswith("BENCHJSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
@@ -116,6 +121,7 @@ def run_wrk(
         postgres_cpu_s=pg1 - pg0,
         wrk_cpu_s=wrk_cpu,
         other_cpu_s=other_cpu,
+        roles_cpu_s=machine.role_delta(roles0, roles1),
     )
 
 
@@ -136,6 +142,7 @@ class OpenLoopResult:
     postgres_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     other_cpu_s: float = 0.0  # the machine's busy time not spent by these (interference)
+    roles_cpu_s: dict[str, float] = field(default_factory=dict)  # the server's, by process role
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -258,7 +265,7 @@ def open_loop(
     server: Server | None = None,
     timeout_s: float = 10.0,
 ) -> OpenLoopResult:
-    cpu0 = server_cpu(server)
+    cpu0, roles0 = server_cpu(server), server_roles(server)
     pg0, me0 = machine.postgres_cpu(), os.times()
     gc.collect()
     gc.disable()
@@ -270,6 +277,7 @@ def open_loop(
     result.other_cpu_s = others.stop()
     me1 = os.times()
     result.server_cpu_s = server_cpu(server) - cpu0
+    result.roles_cpu_s = machine.role_delta(roles0, server_roles(server))
     result.postgres_cpu_s = machine.postgres_cpu() - pg0
     result.client_cpu_s = (me1.user + me1.system) - (me0.user + me0.system)
     return result

@@ -121,6 +121,37 @@ def tree_cpu(pid: int, *, user_only: bool = False) -> float:
     return total
 
 
+def _role(pid: int) -> str:
+    try:
+        argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "gone"
+    words = {w.decode(errors="replace") for w in argv}
+    if "--worker" in words or any("multiprocessing" in w for w in words):
+        return "workers"
+    if "project" in words:
+        return "projector"
+    if "deliver" in words:
+        return "deliverer"
+    return "children"
+
+
+def role_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a server process ("main": the only process of a one-process server,
+    or the supervisor of several) and of its children by role: HTTP workers, projector,
+    deliverer (`subledger serve --workers N`, uvicorn --workers N)."""
+    roles = {"main": _cpu_of(pid)}
+    for child in _children(pid):
+        role = _role(child)
+        roles[role] = roles.get(role, 0.0) + tree_cpu(child)
+    return roles
+
+
+def role_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU per role between two `role_cpu` readings (a restarted child counts from 0)."""
+    return {k: round(max(v - before.get(k, 0.0), 0.0), 3) for k, v in after.items()}
+
+
 def postgres_cpu(*, user_only: bool = False, exited: bool = False) -> float:
     """CPU seconds of every local process named postgres (the server and all backends).
     `exited`: also backends that have exited since the server started (the postmaster

@@ -97,18 +97,41 @@ def remove_pool(prefix: Path, threads: int) -> None:
         Path(f"{prefix}.{t}.len").unlink(missing_ok=True)
 
 
-def create_app(url: str, secret: str) -> str:
+def create_app(url: str, secret: str, *, track: bool = False) -> tuple[str, str]:
     """A new app in the store at `url` that accepts deliveries signed with `secret` (a day's
-    tolerance: requests are signed before the run); its id."""
+    tolerance: requests are signed before the run), tracking new purchases or not (then
+    every event is fully projected); its id and public key."""
     from subledger.apps import AppConfig
     from subledger.ledger import Ledger
     from subledger.settings import parse_database_url
 
     ledger = Ledger(parse_database_url(url))
     try:
-        app, _, _ = ledger.create_app(
-            "bench", AppConfig(signature_tolerance_s=86400), webhook_secrets=[secret]
+        app, public_key, _ = ledger.create_app(
+            "bench",
+            AppConfig(signature_tolerance_s=86400, track_new_purchases=track),
+            webhook_secrets=[secret],
         )
     finally:
         ledger.close()
-    return app.app_id
+    return app.app_id, public_key
+
+
+def receipt_requests(
+    count: int, tag: str, known: int, *, host: str, port: int, public_key: str
+) -> list[bytes]:
+    """POST /v1/receipts for the subscriptions of lifecycles 0 .. known - 1 of an
+    EventFactory with `tag`, in turn (a repeat is the same user and token again)."""
+    out = []
+    for i in range(count):
+        lifecycle = f"{tag}{i % known:010d}"
+        body = json.dumps(
+            {"app_user_id": f"user_{lifecycle}", "fetch_token": f"sub_B{lifecycle}"}
+        ).encode()
+        head = (
+            f"POST /v1/receipts HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {public_key}\r\nX-Platform: stripe\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        out.append(head.encode() + body)
+    return out

@@ -7,9 +7,11 @@ import logging
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -18,12 +20,14 @@ import uvicorn
 from projections.reader import Reader
 from projections.runner import Projector
 from subledger import logs
+from subledger.childprojector import Child, ChildProjector, full_environment
 from subledger.cli.output import add_json_flag, emit, fail
 from subledger.delivery.deliverer import Deliverer
 from subledger.http.app import create_app
 from subledger.ledger import Ledger
 from subledger.registry import AppRegistry
 from subledger.sealing import Sealer
+from subledger.service import Service
 from subledger.settings import ProjectorChoice, Settings
 
 log = logging.getLogger("subledger.cli")
@@ -49,6 +53,17 @@ def register(commands: Any) -> None:
         const="external",
         help="leave projecting to a separate `subledger project` (PostgreSQL deployments)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="HTTP worker processes on the one port (default SUBLEDGER_WORKERS, else one per "
+        "core on PostgreSQL and 1 on SQLite); with N > 1 the projector and the deliverer run "
+        "as one child process each beside them",
+    )
+    # One of those workers, started by `serve --workers N` itself.
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     add_json_flag(serve)
     serve.set_defaults(handler=_serve)
 
@@ -65,6 +80,7 @@ def register(commands: Any) -> None:
         "deliver",
         help="send outbound webhooks (SPEC 10) in this process; for SUBLEDGER_DELIVERY=external",
     )
+    deliver.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     add_json_flag(deliver)
     deliver.set_defaults(handler=_deliver)
 
@@ -86,10 +102,19 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def _watch_parent(parent: int, stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        if os.getppid() != parent:
-            stop.set()
+def exit_with_parent(parent: int | None, gone: Callable[[], None]) -> None:
+    """Call `gone` once the process `parent` (which started this one) is no longer our
+    parent: it died, even by SIGKILL, and we were handed to init. Polled once a second."""
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("parent process %s is gone; stopping", parent)
+        gone()
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def projector_choice(flag: str | None, configured: ProjectorChoice) -> ProjectorChoice:
@@ -107,8 +132,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     projector = projector_choice(args.projector, settings.projector)
-    settings = msgspec.structs.replace(settings, host=host, port=port, projector=projector)
+    workers = settings.workers if args.workers is None else args.workers
+    if workers < 0:
+        return fail(args, "--workers must be 0 (decided by the store) or more", code=2)
+    settings = msgspec.structs.replace(
+        settings, host=host, port=port, projector=projector, workers=workers
+    )
     logs.configure(settings.log_level)
+    if args.worker:
+        return _serve_worker(args, settings)
+    if settings.worker_count > 1:
+        return _serve_workers(args, settings)
     try:
         app = create_app(settings)
     except Exception as error:  # noqa: BLE001 - a store that cannot open is one clear line
@@ -118,6 +152,90 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         f"projector: {settings.projector_mode})\n"
     )
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    return 0
+
+
+def reserve_port(host: str, port: int, *, listen: bool = False) -> socket.socket:
+    """A TCP socket bound to host:port with SO_REUSEPORT: the supervisor holds one that does
+    not listen (the port is taken and known, even for port 0), and each worker binds and
+    listens on its own, so the kernel spreads new connections over the workers."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        if listen:
+            sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """`serve --workers N`: supervise N HTTP workers on one port, the projector and the
+    deliverer (one process each); any of them that dies is started again."""
+    if settings.projector == "thread":
+        return fail(
+            args,
+            "a projector thread runs inside the one HTTP process: use --workers 1 "
+            "or SUBLEDGER_PROJECTOR=process",
+            code=2,
+        )
+    if settings.projector_mode == "thread":  # auto on SQLite: one child, no process to hold it
+        settings = msgspec.structs.replace(settings, projector="process")
+    try:
+        Ledger(settings.database).close()  # the schema made once, before N processes race
+        reserved = reserve_port(settings.host, settings.port)
+    except Exception as error:  # noqa: BLE001 - one clear line
+        return fail(args, f"cannot serve on {settings.host}:{settings.port}: {error}")
+    settings = msgspec.structs.replace(settings, port=reserved.getsockname()[1])
+    env = full_environment(settings)
+    children = [
+        Child(f"worker {n}", ["serve", "--worker"], env)
+        for n in range(1, 1 + settings.worker_count)
+    ]
+    if settings.projector_mode == "process":
+        children.append(ChildProjector(settings))
+    if settings.delivery == "thread":
+        children.append(Child("deliverer", ["deliver"], env))
+    stop = stop_on_signals()
+    threads = [
+        threading.Thread(target=child.run, args=(stop,), name=child.name, daemon=True)
+        for child in children
+    ]
+    for thread in threads:
+        thread.start()
+    sys.stderr.write(
+        f"subledger serving on http://{settings.host}:{settings.port} "
+        f"(store: {settings.database.redacted_url}, workers: {settings.worker_count}, "
+        f"projector: {settings.projector_mode})\n"
+    )
+    stop.wait()
+    for thread in threads:  # each stops its child: SIGTERM, SIGKILL after 10 s
+        thread.join(timeout=20)
+    reserved.close()
+    return 0
+
+
+def _serve_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """One HTTP worker of `serve --workers N`: its own group committer and reads; no
+    projector or deliverer (the parent runs those)."""
+    try:
+        app = create_app(settings, service=Service(settings, worker=True))
+        sock = reserve_port(settings.host, settings.port, listen=True)
+    except Exception as error:  # noqa: BLE001
+        return fail(args, f"worker cannot serve: {error}")
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+
+    def parent_gone() -> None:
+        server.should_exit = True  # a clean stop if it comes quickly, else a hard one
+        time.sleep(10)
+        os._exit(1)
+
+    exit_with_parent(args.exit_with_parent, parent_gone)
+    server.run(sockets=[sock])
     return 0
 
 
@@ -140,10 +258,7 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
             }
             return emit(args, data, f"projected {applied} facts; position {projector.position}")
         stop = stop_on_signals()
-        if args.exit_with_parent:  # serve's child: never outlive a killed server
-            threading.Thread(
-                target=_watch_parent, args=(args.exit_with_parent, stop), daemon=True
-            ).start()
+        exit_with_parent(args.exit_with_parent, stop.set)  # serve's child: never outlive it
         log.info("projector following the log", extra={"store": settings.database.kind})
         projector.run(stop)
         # What this process applied: across projector processes these add up to the log.
@@ -167,6 +282,7 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
     except Exception as error:  # noqa: BLE001
         return fail(args, f"cannot open store {settings.database.redacted_url}: {error}")
     stop = stop_on_signals()
+    exit_with_parent(args.exit_with_parent, stop.set)
     registry = AppRegistry(ledger, Sealer(settings.secrets_key))
     try:
         registry.refresh()
