@@ -229,3 +229,15 @@ def test_workers_default_to_the_cores_on_postgresql_and_one_on_sqlite() -> None:
     assert Settings.from_env(postgres | {"SUBLEDGER_WORKERS": "1"}).worker_count == 1
     # A projector thread lives in the one HTTP process: one worker unless told otherwise.
     assert Settings.from_env(postgres | {"SUBLEDGER_PROJECTOR": "thread"}).worker_count == 1
+
+
+def test_the_default_worker_count_fits_the_connections_postgresql_has_free() -> None:
+    from subledger.cli.servecommands import WORKER_CONNECTIONS, fit_workers
+
+    assert fit_workers(2, explicit=False, free=None) == (2, None)
+    assert fit_workers(2, explicit=False, free=2 * WORKER_CONNECTIONS) == (2, None)
+    count, said = fit_workers(32, explicit=False, free=97)
+    assert count == 97 // WORKER_CONNECTIONS and said is not None and "SUBLEDGER_WORKERS" in said
+    assert fit_workers(32, explicit=False, free=3)[0] == 1  # never none
+    count, said = fit_workers(32, explicit=True, free=97)  # the operator's count is kept
+    assert count == 32 and said is not None and "max_connections" in said

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import psycopg
 import uvicorn
 
 from projections.reader import Reader
@@ -29,6 +30,7 @@ from subledger.registry import AppRegistry
 from subledger.sealing import Sealer
 from subledger.service import Service
 from subledger.settings import ProjectorChoice, Settings
+from subledger.store import pg_conninfo
 
 log = logging.getLogger("subledger.cli")
 
@@ -173,6 +175,51 @@ def reserve_port(host: str, port: int, *, listen: bool = False) -> socket.socket
     return sock
 
 
+# PostgreSQL connections one HTTP worker holds: the ledger's pool (2, up to 10 under load)
+# and the read models' (one a reading thread); an idle `serve` measured 15 more a worker
+# (docs/operations.md, "How many HTTP workers to run where").
+WORKER_CONNECTIONS = 15
+
+
+def fit_workers(wanted: int, *, explicit: bool, free: int | None) -> tuple[int, str | None]:
+    """The worker count to start and what to say about it, given the connections the
+    PostgreSQL server has free (None: unknown). A default of one worker a core never asks
+    for more connections than the server has room for (a 32-core host would pass the
+    default `max_connections = 100`): it is lowered, saying so. A count the operator set
+    is kept, with a warning."""
+    if free is None or wanted * WORKER_CONNECTIONS <= free:
+        return wanted, None
+    need = wanted * WORKER_CONNECTIONS
+    if explicit:
+        return wanted, (
+            f"{wanted} workers may hold about {need} PostgreSQL connections and the server "
+            f"has {free} free: raise max_connections, put PgBouncer in front, or lower "
+            "SUBLEDGER_WORKERS"
+        )
+    fits = max(1, free // WORKER_CONNECTIONS)
+    return fits, (
+        f"{fits} HTTP workers instead of one for each of the {wanted} cores: the PostgreSQL "
+        f"server has {free} connections free, about {WORKER_CONNECTIONS} a worker "
+        "(SUBLEDGER_WORKERS sets the count; docs/operations.md)"
+    )
+
+
+def free_connections(settings: Settings) -> int | None:
+    """max_connections minus the superusers' reserve and the connections open now; None
+    when the server does not say (the fit is then skipped)."""
+    try:
+        with psycopg.connect(**pg_conninfo(settings.database), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT current_setting('max_connections')::int"
+                " - current_setting('superuser_reserved_connections')::int"
+                " - (SELECT count(*) FROM pg_stat_activity)::int"
+            ).fetchone()
+    except psycopg.Error:  # only a hint: serve anyway
+        log.warning("could not read PostgreSQL's max_connections", exc_info=True)
+        return None
+    return None if row is None else int(row[0])
+
+
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """`serve --workers N`: supervise N HTTP workers on one port, the projector and the
     deliverer (one process each); any of them that dies is started again."""
@@ -190,6 +237,14 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         reserved = reserve_port(settings.host, settings.port)
     except Exception as error:  # noqa: BLE001 - one clear line
         return fail(args, f"cannot serve on {settings.host}:{settings.port}: {error}")
+    if settings.database.kind == "postgresql":
+        count, said = fit_workers(
+            settings.worker_count, explicit=settings.workers > 0, free=free_connections(settings)
+        )
+        if said:
+            log.warning(said)
+            sys.stderr.write(f"subledger: {said}\n")
+        settings = msgspec.structs.replace(settings, workers=count)
     settings = msgspec.structs.replace(settings, port=reserved.getsockname()[1])
     env = full_environment(settings)
     children = [
