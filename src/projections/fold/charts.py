@@ -20,7 +20,7 @@ from projections.rules.charts import (
     Contribution,
     customer_chart,
     customer_contribution,
-    purchase_contribution,
+    purchase_change,
 )
 from projections.rules.chartspans import chart_purchase
 
@@ -39,8 +39,7 @@ def refresh(b: Batch) -> None:
             if after == before:
                 continue
             into = changes.setdefault(app_id, {})
-            purchase_contribution(before, into, -1)
-            purchase_contribution(after, into, 1)
+            purchase_change(before, after, into)
             b.rows.put(CHART_PURCHASES, app_id, key, after)
             owner = b.customer_of(app_id, p.owner) if p is not None else None
             if owner is not None:
