@@ -11,16 +11,7 @@ from hypothesis import strategies as st
 from projections.chartreads import decode
 from projections.charts import CHARTS, ChartQuery, series
 from projections.drilldown import drilldown
-from projections.model import (
-    CHART_CUSTOMERS,
-    CHART_DAYS,
-    CHART_PURCHASES,
-    ChartDay,
-    ChartPurchase,
-    Span,
-    Txn,
-)
-from projections.rules.charts import purchase_change, purchase_contribution
+from projections.model import CHART_CUSTOMERS, CHART_DAYS, CHART_PURCHASES, ChartDay
 from projections.storage.memory import MemoryTables
 from subledger.cli.chartcommands import series_text
 from tests.lifecycles import DAY, KINDS, MONTH0, Lifecycle, expected_day, facts
@@ -179,49 +170,3 @@ def test_the_terminal_draws_bars_and_a_pipe_gets_plain_numbers() -> None:
         day_rows(tables, app_id), ChartQuery(name="revenue", today=TODAY, start=FIRST, end=LAST)
     )
     assert series_text(money, tty=False).splitlines()[0] == "bucket eur usd"
-
-
-_spans = st.builds(
-    Span,
-    kind=st.sampled_from(["trial", "paid"]),
-    start=st.integers(0, 5).map(lambda d: MONTH0 + d * DAY),
-    end=st.none() | st.integers(5, 9).map(lambda d: MONTH0 + d * DAY),
-    positions=st.just((1,)),
-    mrr=st.sampled_from([0, 4_990]),
-    currency=st.sampled_from([None, "usd"]),
-    lapsed=st.booleans(),
-    resumed=st.booleans(),
-)
-_txns = st.builds(
-    Txn,
-    id=st.sampled_from(["in_1", "in_2"]),
-    at=st.integers(0, 9).map(lambda d: MONTH0 + d * DAY),
-    amount=st.just(499),
-    currency=st.just("usd"),
-    positions=st.just((2,)),
-    refunded=st.sampled_from([0, 499]),
-)
-_charts = st.none() | st.builds(
-    ChartPurchase,
-    key=st.just("sub_1"),
-    spans=st.lists(_spans, max_size=4).map(tuple),
-    txns=st.lists(_txns, max_size=3).map(tuple),
-)
-
-
-@given(before=_charts, after=_charts, shared=st.lists(_spans, max_size=3))
-@settings(max_examples=150, deadline=None)
-def test_a_purchase_charted_afresh_changes_the_counters_by_the_difference(
-    before: ChartPurchase | None, after: ChartPurchase | None, shared: list[Span]
-) -> None:
-    """Skipping what both charts hold is only a speed-up: the change is `after`'s
-    contribution minus `before`'s, series by series."""
-    if before is not None and after is not None:  # spans both hold, in other places
-        before = ChartPurchase(key="sub_1", spans=(*shared, *before.spans), txns=before.txns)
-        after = ChartPurchase(key="sub_1", spans=(*after.spans, *shared), txns=after.txns)
-    whole: dict[tuple[str, str], int] = {}
-    purchase_contribution(before, whole, -1)
-    purchase_contribution(after, whole, 1)
-    changed: dict[tuple[str, str], int] = {}
-    purchase_change(before, after, changed)
-    assert {k: v for k, v in changed.items() if v} == {k: v for k, v in whole.items() if v}
