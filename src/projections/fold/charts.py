@@ -20,7 +20,7 @@ from projections.rules.charts import (
     Contribution,
     customer_chart,
     customer_contribution,
-    purchase_change,
+    purchase_contribution,
 )
 from projections.rules.chartspans import chart_purchase
 
@@ -39,7 +39,8 @@ def refresh(b: Batch) -> None:
             if after == before:
                 continue
             into = changes.setdefault(app_id, {})
-            purchase_change(before, after, into)
+            purchase_contribution(before, into, -1)
+            purchase_contribution(after, into, 1)
             b.rows.put(CHART_PURCHASES, app_id, key, after)
             owner = b.customer_of(app_id, p.owner) if p is not None else None
             if owner is not None:

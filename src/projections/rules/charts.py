@@ -8,14 +8,10 @@ rules/chartspans.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
-
-from projections.model import ChartCustomer, ChartPurchase, Customer, Span, Trial, Txn
+from projections.model import ChartCustomer, ChartPurchase, Customer, Trial
 from projections.rules.dates import day
 
 Contribution = dict[tuple[str, str], int]  # (day, series) → change
-T = TypeVar("T")
 
 
 # --- customers --------------------------------------------------------------------------
@@ -70,43 +66,11 @@ def _bump(into: Contribution, key: tuple[str, str], value: int) -> None:
 
 
 def purchase_contribution(chart: ChartPurchase | None, into: Contribution, sign: int) -> None:
-    """What a purchase adds to each day's counters (times `sign`: -1 takes it back)."""
-    if chart is not None:
-        _spans_contribution(chart.spans, into, sign)
-        _txns_contribution(chart.txns, into, sign)
-
-
-def purchase_change(
-    before: ChartPurchase | None, after: ChartPurchase | None, into: Contribution
-) -> None:
-    """What a purchase charted afresh changes in each day's counters: `after`'s
-    contribution minus `before`'s. Counters are sums, so a span or transaction both hold
-    cancels out and is skipped (a renewal changes one span of many; each day is formatted
-    once a span that changed)."""
-    old_spans = list(before.spans) if before is not None else []
-    old_txns = list(before.txns) if before is not None else []
-    new_spans = _unmatched(after.spans if after is not None else (), old_spans)
-    new_txns = _unmatched(after.txns if after is not None else (), old_txns)
-    _spans_contribution(old_spans, into, -1)
-    _txns_contribution(old_txns, into, -1)
-    _spans_contribution(new_spans, into, 1)
-    _txns_contribution(new_txns, into, 1)
-
-
-def _unmatched(items: Sequence[T], others: list[T]) -> list[T]:
-    """`items` that `others` does not hold (as a multiset); removes those it holds from
-    `others`, which is left with what `items` does not hold."""
-    unmatched = []
-    for item in items:
-        if item in others:
-            others.remove(item)
-        else:
-            unmatched.append(item)
-    return unmatched
-
-
-def _spans_contribution(spans: Iterable[Span], into: Contribution, sign: int) -> None:
-    for span in spans:
+    """What a purchase adds to each day's counters (times `sign`: -1 takes it back). Runs
+    for every purchase a batch saves, twice: each day is formatted once a span."""
+    if chart is None:
+        return
+    for span in chart.spans:
         first = day(span.start // 86_400)
         last = day(span.end // 86_400) if span.end is not None else None
         paid = span.kind == "paid"
@@ -123,10 +87,7 @@ def _spans_contribution(spans: Iterable[Span], into: Contribution, sign: int) ->
             _bump(into, (last, "expired"), sign)
         if span.resumed:
             _bump(into, (first, "resumed"), sign)
-
-
-def _txns_contribution(txns: Iterable[Txn], into: Contribution, sign: int) -> None:
-    for txn in txns:
+    for txn in chart.txns:
         when = day(txn.at // 86_400)
         _bump(into, (when, "tx"), sign)
         net = txn.amount - txn.refunded
