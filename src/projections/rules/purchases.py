@@ -7,7 +7,6 @@ function of the sorted set, so any arrival order of the same notifications gives
 from __future__ import annotations
 
 import bisect
-from typing import Any
 
 import msgspec
 
@@ -51,28 +50,25 @@ def session_precedence(session: CheckoutSession) -> int:
 # --- observations -----------------------------------------------------------------------
 
 
-def subscription_product(sub: Subscription) -> str | None:
+def subscription_product(sub: Subscription) -> tuple[str | None, int | None, str | None]:
+    """(product, unit amount x quantity, currency) of the first item with a product: the
+    list price, before discounts and tax (outbound events' prices)."""
     for item in sub.items.data if sub.items else []:
         price = item.price or item.plan
-        if price and ref_id(price.product):
-            return ref_id(price.product)
-    return None
+        if price:
+            product = ref_id(price.product)
+            if product:
+                amount = (
+                    None if price.unit_amount is None else price.unit_amount * (item.quantity or 1)
+                )
+                return product, amount, price.currency or sub.currency
+    return None, None, sub.currency
 
 
-def subscription_amount(sub: Subscription) -> tuple[int | None, str | None]:
-    """(unit amount x quantity, currency) of the item the product comes from: the list
-    price, before discounts and tax (outbound events' prices)."""
-    for item in sub.items.data if sub.items else []:
-        price = item.price or item.plan
-        if price and ref_id(price.product):
-            amount = None if price.unit_amount is None else price.unit_amount * (item.quantity or 1)
-            return amount, price.currency or sub.currency
-    return None, sub.currency
-
-
-def subscription_billing(sub: Subscription) -> dict[str, Any]:
+def subscription_billing(sub: Subscription) -> tuple[int | None, str | None, int | None]:
     """Charts' MRR (SPEC 11): the list prices of every item (a multi-item subscription is
-    one purchase; Stripe bills all its items on one interval) and that interval."""
+    one purchase; Stripe bills all its items on one interval) and that interval, as
+    (amount, interval, interval count)."""
     total: int | None = None
     interval: str | None = None
     count: int | None = None
@@ -84,13 +80,7 @@ def subscription_billing(sub: Subscription) -> dict[str, Any]:
             total = (total or 0) + price.unit_amount * (item.quantity or 1)
         if interval is None and price.recurring is not None:
             interval, count = price.recurring.interval, price.recurring.interval_count
-    found: dict[str, Any] = {}
-    if total is not None:
-        found["items_amount"] = total
-    if interval is not None:
-        found["interval"] = interval
-        found["interval_count"] = count
-    return found
+    return total, interval, count if interval is not None else None
 
 
 def subscription_period(sub: Subscription) -> tuple[int | None, int | None]:
@@ -103,12 +93,13 @@ def subscription_period(sub: Subscription) -> tuple[int | None, int | None]:
 
 def sub_obs(sub: Subscription, order: OrderKey, position: int) -> SubObs:
     start, end = subscription_period(sub)
-    amount, currency = subscription_amount(sub)
+    product, amount, currency = subscription_product(sub)
+    items_amount, interval, interval_count = subscription_billing(sub)
     return SubObs(
         order=order,
         position=position,
         status=sub.status,
-        product=subscription_product(sub),
+        product=product,
         period_start=start,
         period_end=end,
         start_date=sub.start_date,
@@ -122,7 +113,9 @@ def sub_obs(sub: Subscription, order: OrderKey, position: int) -> SubObs:
         amount=amount,
         currency=currency,
         cancel_reason=sub.cancellation_details.reason if sub.cancellation_details else None,
-        **subscription_billing(sub),
+        items_amount=items_amount,  # None as the default is: the same row
+        interval=interval,
+        interval_count=interval_count,
     )
 
 
