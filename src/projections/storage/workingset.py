@@ -82,7 +82,6 @@ class WorkingSet:
         # without sorting every key of the batch (the store's rows are the same either way).
         self.dirty: dict[Key, None] = {}
         self.inserts: dict[str, list[tuple[Any, ...]]] = {}
-        self._appended: dict[int, tuple[Any, bytes]] = {}  # id → (value, its JSON)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -163,25 +162,16 @@ class WorkingSet:
             about.append((app_id, subject, position, _encoder.encode(parts)))
 
     def append(self, table: str, keys: tuple[Any, ...], value: Any) -> None:
-        encoded = _encoder.encode(value)
-        self.inserts.setdefault(table, []).append((*keys, encoded))
-        # A version appended is mostly also the row put (a document and its version at
-        # the fact's position): `prepare` reuses these bytes for the very same object.
-        self._appended[id(value)] = (value, encoded)
+        self.inserts.setdefault(table, []).append((*keys, _encoder.encode(value)))
 
     def prepare(self) -> Changes:
         """Encode this batch's writes (canonically, once) and remember them in the cache."""
         changes = Changes(upserts={}, deletes={}, inserts=self.inserts, values={})
         encode = _encoder.encode  # canonical JSON (sorted dict keys)
-        appended = self._appended
         for table, app_id, row_id in self.dirty:
             key = (table, app_id, row_id)
             value = self.rows[key]
-            if value is None:
-                encoded = None
-            else:
-                known = appended.get(id(value))
-                encoded = known[1] if known is not None and known[0] is value else encode(value)
+            encoded = None if value is None else encode(value)
             if encoded is None:
                 changes.deletes.setdefault(table, []).append((app_id, row_id))
             else:
@@ -193,5 +183,4 @@ class WorkingSet:
                     self.maybe_written.add(hash(key))
         self.inserts = {}
         self.dirty.clear()
-        appended.clear()
         return changes
