@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from projections.model import DOCUMENTS, HISTORY, HISTORY_SUBJECTS, HistoryEntry
+from projections.model import HISTORY, HISTORY_SUBJECTS, HistoryEntry
 from projections.storage.changes import Changes, Encoded, Key
 from projections.storage.tables import ROW_TYPES
 
@@ -28,9 +28,6 @@ _PAGE = 2000
 # Rows the fold writes but never reads back: caching them would only evict useful rows.
 # (Never put a table the fold reads here: its keys are not remembered as written.)
 WRITE_ONLY = frozenset({"tokens", "unprojectable", "outbound_events", "outbox"})
-# Rows prefetched for a read that often never comes (a customer's stored document is read
-# only when it was rendered anew): kept as their JSON until `get` asks for them.
-LAZY = frozenset({DOCUMENTS})
 
 
 class Source(Protocol):
@@ -81,7 +78,6 @@ class WorkingSet:
         # so a key not in it is known absent without a query (a collision only costs one).
         self.maybe_written = maybe_written
         self.rows: dict[Key, Any] = {}
-        self.lazy: dict[Key, Encoded] = {}  # rows of LAZY tables loaded, not yet decoded
         # Insertion-ordered: writes go out in the order rows first changed, deterministic
         # without sorting every key of the batch (the store's rows are the same either way).
         self.dirty: dict[Key, None] = {}
@@ -94,46 +90,32 @@ class WorkingSet:
         found = self.rows.get(key, _MISSING)
         if found is not _MISSING:
             return found
-        if key not in self.lazy:
-            cached = self._cached(key)
-            if cached is not _MISSING:
-                self.rows[key] = cached
-                return cached
+        cached = self._cached(key)
+        if cached is _MISSING:
             self.prefetch(table, app_id, [row_id])
-        raw = self.lazy.pop(key, None)
-        if raw is not None:
-            self.rows[key] = _decoders[table].decode(raw)
-        return self.rows[key]
+            return self.rows[key]
+        self.rows[key] = cached
+        return cached
 
     def _cached(self, key: Key) -> Any:
         """A row of a batch in flight or of the cache, decoded afresh: both keep rows as
         their JSON, which is far smaller than the objects, and a freshly decoded row lies
         compactly in memory. `_MISSING` when neither holds the key."""
-        raw = self._raw(key)
+        raw = self.overlay.get(key, _MISSING)
+        if raw is _MISSING:
+            raw = self.cache.get(key)
         if raw is _MISSING or raw is None:
             return raw
         return _decoders[key[0]].decode(raw)
 
-    def _raw(self, key: Key) -> Any:
-        """The JSON of a row of a batch in flight or of the cache (None: known absent);
-        `_MISSING` when neither holds the key."""
-        raw = self.overlay.get(key, _MISSING)
-        if raw is _MISSING:
-            raw = self.cache.get(key)
-        return raw
-
     def prefetch(self, table: str, app_id: str, row_ids: Iterable[str]) -> None:
         """Load rows not yet in memory in a few round trips (absent rows become None)."""
         wanted = []
-        lazy = table in LAZY
         for row_id in dict.fromkeys(row_ids):
             key = (table, app_id, row_id)
-            if key in self.rows or key in self.lazy:
+            if key in self.rows:
                 continue
-            cached = self._raw(key) if lazy else self._cached(key)
-            if lazy and cached is not _MISSING and cached is not None:
-                self.lazy[key] = cached
-                continue
+            cached = self._cached(key)
             if cached is not _MISSING:
                 self.rows[key] = cached
             elif self.maybe_written is not None and hash(key) not in self.maybe_written:
@@ -146,12 +128,7 @@ class WorkingSet:
             for row_id in page:
                 key = (table, app_id, row_id)
                 raw = found.get(row_id)
-                if raw is None:
-                    self.rows[key] = None
-                elif lazy:
-                    self.lazy[key] = raw
-                else:
-                    self.rows[key] = _decoders[table].decode(raw)
+                self.rows[key] = None if raw is None else _decoders[table].decode(raw)
                 self.cache.put(key, raw)
 
     def ids(self, table: str, app_id: str) -> list[str]:
