@@ -6,7 +6,9 @@ Standard library only, so `scripts/bench` can import it with the repository root
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -107,3 +109,35 @@ def start_server(database_url: str, tmp_path: Path, *argv: str, **env: str) -> S
 
 def stop_server(server: Server) -> None:
     server.stop()
+
+
+def children(pid: int) -> dict[int, str]:
+    """Live child processes of `pid` and their command lines (zombies count as gone)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found[int(entry.name)] = argv
+    return found
+
+
+def kill_service(server: Server) -> None:
+    """SIGKILL `server` and every process under it at once (its HTTP workers, projector and
+    deliverer): what a crash of the machine or container does. Killing only the parent
+    leaves `serve --workers N`'s workers answering until they notice, within a second."""
+    family, todo = [server.process.pid], [server.process.pid]
+    while todo:
+        found = list(children(todo.pop()))
+        family += found
+        todo += found
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait(timeout=10)

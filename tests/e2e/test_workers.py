@@ -20,25 +20,9 @@ from subledger.ledger import Ledger
 from subledger.settings import parse_database_url
 from tests.processes import Server, new_app, start_server, stop_server
 from tests.samples import PRODUCT, signature_header, subscription_created
+from tests.serverprocess import children
 
 DAY = 86_400
-
-
-def children(pid: int) -> dict[int, str]:
-    """Live child processes of `pid` and their command lines (zombies count as gone)."""
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == pid and state != "Z":
-            found[int(entry.name)] = argv
-    return found
 
 
 def workers(server: Server) -> list[int]:

@@ -31,6 +31,7 @@ from tests.processes import (
     stop_server,
 )
 from tests.samples import notification, signature_header, subscription_event
+from tests.serverprocess import kill_service
 
 SUBSCRIPTIONS = 8
 STATUSES = ("trialing", "active", "past_due", "active", "canceled")
@@ -187,8 +188,7 @@ def test_a_server_killed_during_ingest_stores_every_acknowledged_event_once(
     try:
         while len(senders.acked) < len(bodies) // 3:
             time.sleep(0.01)
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait(timeout=10)
+        kill_service(server)
         killed_at = len(senders.acked)
         server = start_server(database_url, tmp_path)
         senders.url = server.url
