@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "scripts" / "bench"), str(ROOT / "src"), str(ROOT)]
 
-from benchlib import catchup, facts, run, stores  # noqa: E402
+from benchlib import catchup, facts, load, run, stores  # noqa: E402
 
 DAY = 86_400
 START = 1_767_225_600  # 2026-01-01
@@ -217,8 +217,7 @@ def bulk_rows(url: str, customers: int) -> str:
 
 
 def p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return load.percentile(sorted(samples), 99)
 
 
 def series_reads(store: str, customers: int, reads: int, tmp: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from projections.model import OUTBOUND_EVENTS
+from subledger.integrations import EVENT_TYPES
 from subledger.settings import Settings
 from tests.harness import harness
 from tests.integration.test_outbound import quick
@@ -79,17 +80,7 @@ FLOWS: dict[str, list[Step]] = {
         sub(20),
     ],
 }
-EVERY_TYPE = {
-    "INITIAL_PURCHASE",
-    "RENEWAL",
-    "CANCELLATION",
-    "UNCANCELLATION",
-    "EXPIRATION",
-    "BILLING_ISSUE",
-    "PRODUCT_CHANGE",
-    "TRANSFER",
-    "NON_RENEWING_PURCHASE",
-}
+EVERY_TYPE = set(EVENT_TYPES) - {"TEST"}  # every type Stripe data derives
 THIS_RUN = ("id", "app_id", "event_timestamp_ms")  # the fact's id, the app, receive time
 
 
